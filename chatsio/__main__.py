@@ -1,0 +1,3 @@
+from chatsio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""REST: aiohttp handlers over the service layer."""

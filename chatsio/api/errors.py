@@ -1,0 +1,58 @@
+"""One middleware turning every failure into PROTOCOL.md's ``{"error": Error}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from chatsio.errors import ChatsioError, InternalFault, InvalidPayload
+
+logger = logging.getLogger(__name__)
+
+CODES_BY_STATUS = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid",
+    409: "conflict",
+    410: "terminated",
+    413: "too_large",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, fields=None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "fields": fields}}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ChatsioError as exc:
+        logger.info(
+            "%s %s -> %s: %s", request.method, request.path, exc.code, exc.message
+        )
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        code = CODES_BY_STATUS.get(exc.status, "invalid")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        fault = InternalFault()
+        return error_response(fault.status, fault.code, fault.message)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; anything unparsable is an ``invalid`` error."""
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPayload("the body is not valid JSON") from None

@@ -1,0 +1,66 @@
+"""The composition root: ``create_app(config)`` builds and wires everything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import socketio
+from aiohttp import web
+
+from chatsio.api import identity as identity_routes
+from chatsio.api.errors import error_middleware
+from chatsio.api.keys import config_key, services_key
+from chatsio.config import Config
+from chatsio.protocol import CHAT, CONTROL
+from chatsio.services import create_services
+from chatsio.sockets.chat import ChatNamespace
+from chatsio.sockets.control import ControlNamespace
+from chatsio.sockets.ratelimit import Allowance
+from chatsio.sockets.server import ChatsioServer
+from chatsio.storage import Storage, open_storage
+
+logger = logging.getLogger(__name__)
+
+sio_key = web.AppKey("sio", ChatsioServer)
+storage_key = web.AppKey("storage", Storage)
+
+
+def create_sio(config: Config) -> ChatsioServer:
+    manager = socketio.AsyncRedisManager(config.redis_url) if config.redis_url else None
+    return ChatsioServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        # Events of one connection run one after another, so a client's
+        # messages are stored in the order it sent them.
+        async_handlers=False,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[config_key] = config
+    sio = create_sio(config)
+    app[sio_key] = sio
+    sio.attach(app)
+    app.add_routes(identity_routes.routes)
+    app.cleanup_ctx.append(services_ctx)
+    return app
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the database, build the services and mount the namespaces on them."""
+    config, sio = app[config_key], app[sio_key]
+    storage = await open_storage(config.database_url)
+    app[storage_key] = storage
+    services = await create_services(storage, sio, config)
+    app[services_key] = services
+    allowance = Allowance(config.rate_limit, config.rate_burst)
+    sio.register_namespace(ControlNamespace(CONTROL, services, allowance))
+    sio.register_namespace(ChatNamespace(CHAT, services, allowance))
+    logger.info("database ready: %s", storage.engine.url.render_as_string())
+    yield
+    await sio.shutdown()
+    await storage.close()

@@ -1,0 +1,149 @@
+"""Settings, read once from the environment into a frozen Config.
+
+Only this module reads ``os.environ``. Command-line flags arrive as overrides.
+A bad value raises ConfigError with a one-line message naming the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from chatsio.errors import ConfigError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite+aiosqlite:///chatsio.db"  # a file in the cwd
+    redis_url: str | None = None
+    secret: str | None = None
+    token_ttl: int = 24 * 3600
+    rate_limit: float = 20.0
+    rate_burst: int = 50
+    registration_open: bool = True
+    log_level: str = "info"
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """Return a copy with command-line values applied, each checked like env."""
+        checked = {}
+        for name, raw in overrides.items():
+            if raw is None:
+                continue
+            setting = SETTINGS_BY_FIELD[name]
+            checked[name] = setting.parse(str(raw))
+        return replace(self, **checked)
+
+
+def database_url(raw: str) -> str:
+    """Map the URL forms platforms hand out onto SQLAlchemy's async drivers."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        raise ValueError("expected a URL such as sqlite:///chatsio.db")
+    scheme = scheme.lower()
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        if not urlsplit(raw).hostname and "host=" not in rest:
+            raise ValueError("a PostgreSQL URL needs a host")
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported scheme {scheme!r}: use sqlite:// or postgresql://")
+
+
+def redis_url(raw: str) -> str:
+    scheme = raw.partition("://")[0].lower()
+    if scheme not in ("redis", "rediss", "redis+sentinel", "unix"):
+        raise ValueError("expected redis://, rediss:// or redis+sentinel://")
+    return raw
+
+
+def secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("use at least 32 characters")
+    return raw
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def bounded_float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on", "open"):
+        return True
+    if lowered in ("0", "false", "no", "off", "closed"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def log_level(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return lowered
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str
+    env: str
+    parser: Callable[[str], Any]
+
+    def parse(self, raw: str) -> Any:
+        try:
+            return self.parser(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{self.env}: invalid value {raw!r}: {exc}") from None
+
+
+SETTINGS = (
+    Setting("host", "HOST", str),
+    Setting("port", "PORT", bounded_int(0, 65535)),
+    Setting("database_url", "DATABASE_URL", database_url),
+    Setting("redis_url", "REDIS_URL", redis_url),
+    Setting("secret", "CHATSIO_SECRET", secret),
+    Setting("token_ttl", "CHATSIO_TOKEN_TTL", bounded_int(60, 90 * 24 * 3600)),
+    Setting("rate_limit", "CHATSIO_RATE_LIMIT", bounded_float(0.1, 100_000)),
+    Setting("rate_burst", "CHATSIO_RATE_BURST", bounded_int(1, 1_000_000)),
+    Setting("registration_open", "CHATSIO_REGISTRATION_OPEN", boolean),
+    Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
+)
+SETTINGS_BY_FIELD = {setting.field: setting for setting in SETTINGS}
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from the environment (``os.environ`` by default)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is not None and raw != "":
+            values[setting.field] = setting.parse(raw)
+    return Config(**values)
+
+
+def logging_level(config: Config) -> int:
+    return getattr(logging, config.log_level.upper())

@@ -1,0 +1,190 @@
+"""marshmallow schemas: every incoming payload is loaded through one of these.
+
+``load`` turns a schema failure into the protocol's error: ``too_large`` when
+every complaint is an over-limit one (text, title, member list), ``invalid``
+otherwise, with ``fields`` taken from marshmallow's messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from chatsio import protocol
+from chatsio.errors import InvalidPayload, TooLarge
+
+OVER_LIMIT = "over the limit: "
+
+
+class Text(fields.String):
+    """A string that PostgreSQL and UTF-8 can store: no lone surrogates, no NUL."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Not valid Unicode (lone surrogate).") from None
+        if "\x00" in value:
+            raise ValidationError("NUL characters are not allowed.")
+        return value
+
+
+class ChatId(Text):
+    """A chat id: any UUID spelling in, the canonical lowercase form out."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            if len(text) > 45:
+                raise ValueError
+            return str(uuid.UUID(text))
+        except ValueError:
+            raise ValidationError("Not a valid chat id.") from None
+
+
+class BoundedList(fields.List):
+    """A list whose length is checked before any item is looked at."""
+
+    def __init__(self, cls_or_instance, *, max_items: int, **kwargs):
+        super().__init__(cls_or_instance, **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(f"{OVER_LIMIT}at most {self.max_items} items.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Limit(validate.Length):
+    """Length bounds whose upper bound reports as ``too_large``."""
+
+    message_max = OVER_LIMIT + "at most {max} characters."
+
+
+def seq_field(**kwargs) -> fields.Integer:
+    return fields.Integer(
+        strict=True, validate=validate.Range(0, protocol.SEQ_MAX), **kwargs
+    )
+
+
+def username_field(**kwargs) -> Text:
+    return Text(
+        validate=validate.Regexp(
+            rf"^[A-Za-z0-9_.-]{{1,{protocol.USERNAME_MAX}}}\Z",
+            error="1-32 characters of A-Z a-z 0-9 _ . -",
+        ),
+        **kwargs,
+    )
+
+
+class InSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CredentialsIn(InSchema):
+    username = username_field(required=True)
+    password = Text(
+        required=True,
+        validate=validate.Length(protocol.PASSWORD_MIN, protocol.PASSWORD_MAX),
+    )
+
+
+class StartIn(InSchema):
+    members = BoundedList(
+        username_field(),
+        max_items=protocol.MEMBERS_MAX,
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    title = Text(allow_none=True, load_default=None, validate=Limit(max=100))
+
+
+class ChatRefIn(InSchema):
+    id = ChatId(required=True)
+
+
+class JoinIn(ChatRefIn):
+    since = seq_field(load_default=None)
+
+
+class NotifyIn(ChatRefIn):
+    kind = Text(
+        load_default=protocol.KIND_MESSAGE, validate=validate.OneOf(["message"])
+    )
+    text = Text(required=True, validate=Limit(min=1, max=protocol.TEXT_MAX))
+    client_id = Text(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(1, protocol.CLIENT_ID_MAX),
+    )
+
+
+class HistoryIn(ChatRefIn):
+    before = seq_field(load_default=None)
+    limit = fields.Integer(
+        strict=True,
+        load_default=protocol.HISTORY_DEFAULT,
+        validate=validate.Range(1, protocol.HISTORY_MAX),
+    )
+
+
+class ChatOut(Schema):
+    id = fields.String()
+    title = fields.String(allow_none=True)
+    members = fields.List(fields.String())
+    created_by = fields.String()
+    created_at = fields.Function(lambda chat: protocol.iso(chat.created_at))
+    active = fields.Boolean()
+
+
+class MessageOut(Schema):
+    id = fields.String(attribute="chat_id")
+    seq = fields.Integer()
+    kind = fields.String()
+    text = fields.String()
+    sender = fields.String(allow_none=True)
+    ts = fields.Function(lambda message: protocol.iso(message.ts))
+    client_id = fields.String(allow_none=True)
+    file = fields.Raw(allow_none=True)
+
+
+credentials_in = CredentialsIn()
+start_in = StartIn()
+chat_ref_in = ChatRefIn()
+join_in = JoinIn()
+notify_in = NotifyIn()
+history_in = HistoryIn()
+chat_out = ChatOut()
+message_out = MessageOut()
+
+
+def load(schema: Schema, payload: Any) -> dict:
+    """Validate ``payload``; raise InvalidPayload or TooLarge naming the fields."""
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        reasons = flatten(exc.messages)
+        every = [reason for field in reasons.values() for reason in field]
+        error = (
+            TooLarge if all(r.startswith(OVER_LIMIT) for r in every) else InvalidPayload
+        )
+        raise error(fields=reasons) from None
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into ``{"field": ["reason", ...]}``."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for field, reasons in flatten(value, name).items():
+                flat.setdefault(field, []).extend(reasons)
+        return flat
+    if isinstance(messages, list):
+        return {prefix or "_schema": [str(m) for m in messages]}
+    return {prefix or "_schema": [str(messages)]}

@@ -1,0 +1,126 @@
+"""Posting, joining, typing and reading history."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from chatsio.errors import NotFound, Terminated
+from chatsio.protocol import (
+    CHAT,
+    JOIN_RECENT,
+    KIND_MESSAGE,
+    KIND_NOTIFICATION,
+    NOTIFY,
+    SINCE_MAX,
+    TYPING,
+    chat_room,
+    now_ms,
+)
+from chatsio.schemas import message_out
+from chatsio.services.chats import ChatService
+from chatsio.services.emitter import Emitter
+from chatsio.storage import Storage
+from chatsio.storage.records import Chat, Message
+
+
+class MessageService:
+    def __init__(self, storage: Storage, emitter: Emitter, chats: ChatService) -> None:
+        self.storage = storage
+        self.store = storage.messages
+        self.emitter = emitter
+        self.chats = chats
+
+    async def post(
+        self,
+        user: str,
+        chat_id: str,
+        text: str,
+        client_id: str | None = None,
+        origin: str | None = None,
+    ) -> Message:
+        """Store a user's message, then send it to the room except ``origin``."""
+        message, created = await self.store.append(
+            chat_id,
+            kind=KIND_MESSAGE,
+            text=text,
+            sender=user,
+            client_id=client_id,
+            now=now_ms(),
+        )
+        if message is None:
+            # Nothing stored: find out why, to answer with the right code.
+            await self.chats.require_member(user, chat_id, active=True)
+            raise Terminated()
+        if created:
+            await self.publish(message, origin)
+        return message
+
+    async def post_notification(self, chat_id: str, text: str) -> Message:
+        """Store a system notification in a chat and send it to the whole room."""
+        message, _ = await self.store.append(
+            chat_id,
+            kind=KIND_NOTIFICATION,
+            text=text,
+            sender=None,
+            client_id=None,
+            now=now_ms(),
+        )
+        if message is None:
+            chat = await self.storage.chats.get(chat_id)
+            raise NotFound("no such chat") if chat is None else Terminated()
+        await self.publish(message, None)
+        return message
+
+    async def publish(self, message: Message, origin: str | None) -> None:
+        await self.emitter.emit(
+            NOTIFY,
+            message_out.dump(message),
+            namespace=CHAT,
+            room=chat_room(message.chat_id),
+            skip_sid=origin,
+        )
+
+    async def join(
+        self,
+        user: str,
+        chat_id: str,
+        since: int | None,
+        admit: Callable[[], Awaitable[None]],
+    ) -> tuple[Chat, list[Message]]:
+        """Admit a member's socket to the room, then read what it should catch up on.
+
+        ``admit`` runs before the read, so a message stored meanwhile arrives live
+        or in the result (or both: clients de-duplicate by seq), never neither.
+        """
+        chat = await self.chats.get(user, chat_id)
+        if not chat.active:
+            raise Terminated()
+        await admit()
+        if since is None:
+            recent = await self.store.before(chat_id, None, JOIN_RECENT)
+        else:
+            recent = await self.store.after(chat_id, since, SINCE_MAX)
+        return chat, recent
+
+    async def leave(
+        self, user: str, chat_id: str, depart: Callable[[], Awaitable[None]]
+    ) -> None:
+        await self.chats.require_member(user, chat_id, active=False)
+        await depart()
+
+    async def typing(self, user: str, chat_id: str, origin: str | None) -> None:
+        await self.chats.require_member(user, chat_id, active=True)
+        await self.emitter.emit(
+            TYPING,
+            {"id": chat_id, "user": user},
+            namespace=CHAT,
+            room=chat_room(chat_id),
+            skip_sid=origin,
+        )
+
+    async def history(
+        self, user: str, chat_id: str, *, before: int | None, limit: int
+    ) -> list[Message]:
+        """The newest ``limit`` messages before ``before``; ended chats too."""
+        await self.chats.require_member(user, chat_id, active=False)
+        return await self.store.before(chat_id, before, limit)

@@ -1,0 +1,1 @@
+"""Socket.IO: the server and its /control and /chat namespaces."""

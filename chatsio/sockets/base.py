@@ -1,0 +1,129 @@
+"""What every chatsio namespace shares: identity, the allowance, error replies."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from chatsio.errors import (
+    ChatsioError,
+    InternalFault,
+    InvalidPayload,
+    RateLimited,
+    Unauthorized,
+)
+from chatsio.services import Services
+from chatsio.sockets.ratelimit import Allowance, TokenBucket
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Connection:
+    user: str
+    bucket: TokenBucket
+
+
+def ok(**fields: Any) -> dict:
+    return {"ok": True, **fields}
+
+
+def failure(error: ChatsioError) -> dict:
+    return {"ok": False, "error": error.to_dict()}
+
+
+def token_from(auth: Any, environ: dict) -> str | None:
+    """The token from ``auth: {token}``, else from ``Authorization: Bearer``."""
+    if isinstance(auth, dict) and "token" in auth:
+        return auth["token"]
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+class BaseNamespace(socketio.AsyncNamespace):
+    """Authenticates on connect and turns every event into exactly one ack.
+
+    Each ``on_<event>(sid, user, payload)`` handler returns the ack's extra
+    fields; a ChatsioError it raises becomes the error ack. Hooks that clients
+    must not reach as events are named without the ``on_`` prefix.
+    """
+
+    def __init__(self, namespace: str, services: Services, allowance: Allowance):
+        super().__init__(namespace)
+        self.services = services
+        self.allowance = allowance
+        self.connections: dict[str, Connection] = {}
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        try:
+            user = self.services.identity.authenticate(token_from(auth, environ))
+        except Unauthorized as exc:
+            logger.info("refused %s on %s: %s", sid, self.namespace, exc.message)
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, exc.to_dict()
+            ) from None
+        self.connections[sid] = Connection(user, TokenBucket(self.allowance))
+        await self.authenticated(sid, user)
+        logger.info("connect %s sid=%s user=%s", self.namespace, sid, user)
+
+    async def authenticated(self, sid: str, user: str) -> None:
+        """Hook for the namespace: runs before the connection is accepted."""
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        connection = self.connections.pop(sid, None)
+        user = connection.user if connection else None
+        logger.info(
+            "disconnect %s sid=%s user=%s reason=%s", self.namespace, sid, user, reason
+        )
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, payloads = args[0], args[1:]
+        connection = self.connections.get(sid)
+        try:
+            if connection is None:
+                raise Unauthorized("not connected")
+            if not connection.bucket.take():
+                raise RateLimited("over the allowance of events per second")
+            handler = getattr(self, f"on_{event}", None)
+            if handler is None:
+                raise InvalidPayload(f"unknown event {event!r}")
+            if len(payloads) != 1:
+                raise InvalidPayload(
+                    "expected one payload object", fields={"_schema": ["one object"]}
+                )
+            return ok(**await handler(sid, connection.user, payloads[0]))
+        except ChatsioError as exc:
+            log_error(self.namespace, event, sid, connection, exc)
+            return failure(exc)
+        except Exception:
+            logger.exception(
+                "%s %s failed: sid=%s user=%s",
+                self.namespace,
+                event,
+                sid,
+                connection and connection.user,
+            )
+            return failure(InternalFault())
+
+
+def log_error(
+    namespace: str,
+    event: str,
+    sid: str,
+    connection: Connection | None,
+    exc: ChatsioError,
+) -> None:
+    logger.info(
+        "%s %s -> %s: %s sid=%s user=%s",
+        namespace,
+        event,
+        exc.code,
+        exc.message,
+        sid,
+        connection and connection.user,
+    )

@@ -1,0 +1,65 @@
+"""The /chat namespace: rooms, messages, typing and history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatsio.protocol import chat_room
+from chatsio.schemas import (
+    chat_out,
+    chat_ref_in,
+    history_in,
+    join_in,
+    load,
+    message_out,
+    notify_in,
+)
+from chatsio.sockets.base import BaseNamespace
+
+
+class ChatNamespace(BaseNamespace):
+    async def on_join(self, sid: str, user: str, payload: Any) -> dict:
+        """join: enter a chat's room and catch up."""
+        request = load(join_in, payload)
+        room = chat_room(request["id"])
+        chat, messages = await self.services.messages.join(
+            user,
+            request["id"],
+            request["since"],
+            admit=lambda: self.enter_room(sid, room),
+        )
+        return {
+            "chat": chat_out.dump(chat),
+            "messages": message_out.dump(messages, many=True),
+        }
+
+    async def on_leave(self, sid: str, user: str, payload: Any) -> dict:
+        """leave: stop receiving a chat's traffic on this socket."""
+        request = load(chat_ref_in, payload)
+        room = chat_room(request["id"])
+        await self.services.messages.leave(
+            user, request["id"], depart=lambda: self.leave_room(sid, room)
+        )
+        return {}
+
+    async def on_notify(self, sid: str, user: str, payload: Any) -> dict:
+        """notify: store a message and send it to the room."""
+        request = load(notify_in, payload)
+        message = await self.services.messages.post(
+            user, request["id"], request["text"], request["client_id"], origin=sid
+        )
+        return {"message": message_out.dump(message)}
+
+    async def on_typing(self, sid: str, user: str, payload: Any) -> dict:
+        """typing: tell the room that the user is typing."""
+        request = load(chat_ref_in, payload)
+        await self.services.messages.typing(user, request["id"], origin=sid)
+        return {}
+
+    async def on_history(self, sid: str, user: str, payload: Any) -> dict:
+        """history: older messages, page by page."""
+        request = load(history_in, payload)
+        messages = await self.services.messages.history(
+            user, request["id"], before=request["before"], limit=request["limit"]
+        )
+        return {"messages": message_out.dump(messages, many=True)}

@@ -1,0 +1,45 @@
+"""The /control namespace: who is online, starting and ending chats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatsio.protocol import WELCOME, iso, now_ms, user_room
+from chatsio.schemas import chat_out, chat_ref_in, load, start_in
+from chatsio.sockets.base import BaseNamespace
+
+
+class ControlNamespace(BaseNamespace):
+    async def authenticated(self, sid: str, user: str) -> None:
+        # Joined before the connection is accepted, so no invite can slip past.
+        await self.enter_room(sid, user_room(user))
+
+    async def after_connect(self, sid: str) -> None:
+        """Send ``welcome`` with the user's active chats."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return
+        chats = await self.services.chats.of_user(connection.user, active_only=True)
+        await self.emit(
+            WELCOME,
+            {
+                "user": connection.user,
+                "chats": chat_out.dump(chats, many=True),
+                "server_time": iso(now_ms()),
+            },
+            to=sid,
+        )
+
+    async def on_start(self, sid: str, user: str, payload: Any) -> dict:
+        """start: create a chat and invite its members."""
+        request = load(start_in, payload)
+        chat = await self.services.chats.start(
+            user, request["members"], request["title"], origin=sid
+        )
+        return {"chat": chat_out.dump(chat)}
+
+    async def on_terminate(self, sid: str, user: str, payload: Any) -> dict:
+        """terminate: end a chat for all its members."""
+        request = load(chat_ref_in, payload)
+        await self.services.chats.terminate(user, request["id"])
+        return {}

@@ -1,0 +1,32 @@
+"""A token bucket: the per-connection event allowance."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Allowance:
+    rate: float  # events per second, refilled continuously
+    burst: int  # events that may be sent at once after a quiet spell
+
+
+class TokenBucket:
+    __slots__ = ("allowance", "stamp", "tokens")
+
+    def __init__(self, allowance: Allowance) -> None:
+        self.allowance = allowance
+        self.tokens = float(allowance.burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token if there is one; False means over the allowance."""
+        now = time.monotonic()
+        refill = (now - self.stamp) * self.allowance.rate
+        self.tokens = min(self.allowance.burst, self.tokens + refill)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -1,0 +1,56 @@
+"""Opening the database: engine, per-dialect settings and the idempotent schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from chatsio.storage.tables import metadata
+
+# Any constant works; it only has to be the same in every chatsio process.
+SCHEMA_LOCK_ID = 0x63686174
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Build the engine for a normalized ``sqlite+aiosqlite`` or ``asyncpg`` URL."""
+    if url.startswith("sqlite"):
+        # One connection: SQLite has one writer anyway, and a single connection
+        # keeps in-process transactions from ever waiting on each other's locks.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let the "begin" hook below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection):
+        # IMMEDIATE takes the write lock up front, so two processes sharing the
+        # file wait for each other instead of failing with a lock upgrade.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create missing tables; safe when several processes start at once."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_ID})"))
+        await conn.run_sync(metadata.create_all)
+
+
+def insert_ignoring_conflicts(engine: AsyncEngine, table):
+    """An INSERT that skips rows whose key exists, in the engine's dialect."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()

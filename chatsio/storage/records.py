@@ -1,0 +1,43 @@
+"""Plain records that storage hands to the service layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    password_hash: str
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: str
+    title: str | None
+    members: tuple[str, ...]
+    created_by: str
+    created_at: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    chat_id: str
+    seq: int
+    kind: str
+    text: str
+    sender: str | None
+    ts: int
+    client_id: str | None
+    file: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one user may do with one chat, read in a single query."""
+
+    exists: bool
+    member: bool
+    active: bool

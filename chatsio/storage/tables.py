@@ -1,0 +1,69 @@
+"""The database schema in SQLAlchemy Core. Timestamps are integer ms (UTC)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(32), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("title", String(100), nullable=True),
+    Column("created_by", String(32), ForeignKey("users.username"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    # The last seq handed out: bumping it in the message's own transaction is
+    # what keeps seq gapless and unique under concurrent writers on every node.
+    Column("last_seq", Integer, nullable=False, default=0),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("chat_id", String(36), ForeignKey("chats.id"), primary_key=True),
+    Column("username", String(32), ForeignKey("users.username"), primary_key=True),
+    Index("members_by_user", "username", "chat_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("chat_id", String(36), ForeignKey("chats.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sender", String(32), nullable=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("client_id", String(64), nullable=True),
+    Index("messages_by_client_id", "chat_id", "sender", "client_id", unique=True),
+)
+
+# Server-wide values that every process sharing the database must agree on.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
