@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chatsio.protocol import WELCOME, iso, now_ms, user_room
 from chatsio.schemas import chat_out, chat_ref_in, load, start_in
 from chatsio.sockets.base import BaseNamespace
+
+logger = logging.getLogger(__name__)
 
 
 class ControlNamespace(BaseNamespace):
@@ -19,7 +22,12 @@ class ControlNamespace(BaseNamespace):
         connection = self.connections.get(sid)
         if connection is None:
             return
-        chats = await self.services.chats.of_user(connection.user, active_only=True)
+        try:
+            chats = await self.services.chats.of_user(connection.user, active_only=True)
+        except Exception:
+            # The connection stands; the client can still start and join chats.
+            logger.exception("welcome failed: sid=%s user=%s", sid, connection.user)
+            return
         await self.emit(
             WELCOME,
             {
