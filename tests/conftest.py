@@ -60,8 +60,8 @@ def sqlite_url(tmp_path: Path) -> str:
     return database_url(f"sqlite:///{tmp_path / 'chatsio.db'}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_database_url(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_database_url(request: pytest.FixtureRequest) -> str:
     """Each storage test runs once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_url")
 

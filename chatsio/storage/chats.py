@@ -25,7 +25,10 @@ class ChatStore:
         member_names: list[str],
         now: int,
     ) -> Chat:
-        """Store a chat and its members (``created_by`` among them) at once."""
+        """Store a chat and its members (``created_by`` among them) at once.
+
+        Members come back sorted by name, as every later read lists them.
+        """
         async with self.engine.begin() as conn:
             await conn.execute(
                 chats.insert().values(
@@ -41,7 +44,7 @@ class ChatStore:
                 members.insert(),
                 [{"chat_id": chat_id, "username": name} for name in member_names],
             )
-        return Chat(chat_id, title, tuple(member_names), created_by, now, True)
+        return Chat(chat_id, title, tuple(sorted(member_names)), created_by, now, True)
 
     async def get(self, chat_id: str) -> Chat | None:
         async with self.engine.connect() as conn:

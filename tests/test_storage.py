@@ -1,0 +1,345 @@
+"""Storage against real SQLite and PostgreSQL databases, without the server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from chatsio.errors import Conflict
+from chatsio.protocol import KIND_MESSAGE, KIND_NOTIFICATION, now_ms
+from chatsio.storage import Storage, open_storage
+from chatsio.storage.records import Access, Chat, Message, User
+
+Opener = Callable[[], Awaitable[Storage]]
+WRITERS, PER_WRITER = 2, 200
+
+
+@pytest.fixture
+async def open_store(any_database_url: str) -> AsyncIterator[Opener]:
+    """Open any number of Storage objects on one database; close them all after."""
+    opened: list[Storage] = []
+
+    async def opener() -> Storage:
+        storage = await open_storage(any_database_url)
+        opened.append(storage)
+        return storage
+
+    yield opener
+    for storage in opened:
+        await storage.close()
+
+
+@pytest.fixture
+async def store(open_store: Opener) -> Storage:
+    return await open_store()
+
+
+async def add_users(storage: Storage, *names: str) -> None:
+    for name in names:
+        await storage.users.create(
+            name, f"hash-of-{name}", is_admin=False, now=now_ms()
+        )
+
+
+async def new_chat(
+    storage: Storage, *names: str, title: str | None = None, now: int | None = None
+) -> Chat:
+    return await storage.chats.create(
+        str(uuid.uuid4()),
+        title,
+        names[0],
+        list(names),
+        now_ms() if now is None else now,
+    )
+
+
+async def post(
+    storage: Storage, chat_id: str, text: str, sender: str | None = "alice", **extra
+) -> tuple[Message | None, bool]:
+    return await storage.messages.append(
+        chat_id,
+        kind=extra.pop("kind", KIND_MESSAGE),
+        text=text,
+        sender=sender,
+        client_id=extra.pop("client_id", None),
+        now=now_ms(),
+    )
+
+
+async def stored(storage: Storage, chat_id: str) -> list[Message]:
+    return await storage.messages.after(chat_id, 0, 10_000)
+
+
+# Schema
+
+
+async def test_schema_is_created_by_two_storages_opening_at_once(
+    open_store: Opener,
+) -> None:
+    first, second = await asyncio.gather(open_store(), open_store())
+    await add_users(first, "alice")
+    assert await second.users.get("alice") == User("alice", "hash-of-alice", False)
+
+
+async def test_opening_an_existing_schema_again_keeps_its_data(
+    open_store: Opener,
+) -> None:
+    first = await open_store()
+    await add_users(first, "alice")
+    chat = await new_chat(first, "alice")
+    await post(first, chat.id, "hello")
+    await first.close()
+    again = await open_store()
+    await again.ping()
+    assert await again.users.get("alice") is not None
+    assert [m.text for m in await stored(again, chat.id)] == ["hello"]
+
+
+# Users
+
+
+async def test_users_create_get_and_unknown(store: Storage) -> None:
+    created = await store.users.create("alice", "h1", is_admin=True, now=now_ms())
+    assert created == User("alice", "h1", True)
+    await add_users(store, "bob")
+    assert await store.users.get("alice") == User("alice", "h1", True)
+    assert await store.users.get("bob") == User("bob", "hash-of-bob", False)
+    assert await store.users.get("carol") is None
+    unknown = await store.users.unknown(["zed", "alice", "carol", "bob"])
+    assert unknown == ["zed", "carol"]
+    assert await store.users.unknown([]) == []
+
+
+async def test_creating_a_taken_username_is_a_conflict(store: Storage) -> None:
+    await add_users(store, "alice")
+    with pytest.raises(Conflict):
+        await store.users.create("alice", "other", is_admin=True, now=now_ms())
+    assert await store.users.get("alice") == User("alice", "hash-of-alice", False)
+
+
+async def test_racing_registrations_of_one_name_let_exactly_one_win(
+    open_store: Opener,
+) -> None:
+    first, second = await open_store(), await open_store()
+    results = await asyncio.gather(
+        first.users.create("alice", "h1", is_admin=False, now=now_ms()),
+        second.users.create("alice", "h2", is_admin=False, now=now_ms()),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, User)]
+    assert len(winners) == 1, results
+    assert [type(r) for r in results if not isinstance(r, User)] == [Conflict]
+    assert await first.users.get("alice") == winners[0]
+
+
+async def test_concurrent_setting_callers_agree_on_the_first_stored_value(
+    open_store: Opener,
+) -> None:
+    first, second = await open_store(), await open_store()
+    values = await asyncio.gather(
+        first.users.setting("token_secret", "from-first"),
+        second.users.setting("token_secret", "from-second"),
+    )
+    assert values[0] == values[1], values
+    assert values[0] in ("from-first", "from-second")
+    assert await first.users.setting("token_secret", "later") == values[0]
+    assert await first.users.setting("other_key", "x") == "x"
+
+
+# Chats
+
+
+async def test_chats_create_and_get(store: Storage) -> None:
+    await add_users(store, "alice", "bob", "carol")
+    chat = await new_chat(store, "alice", "bob", "carol", title="plans", now=1234)
+    assert chat.title == "plans" and chat.created_by == "alice"
+    assert chat.active and chat.created_at == 1234
+    got = await store.chats.get(chat.id)
+    assert got == Chat(chat.id, "plans", ("alice", "bob", "carol"), "alice", 1234, True)
+    assert await store.chats.get(str(uuid.uuid4())) is None
+
+
+async def test_chats_for_user_lists_active_first_then_newest(store: Storage) -> None:
+    await add_users(store, "alice", "bob", "carol")
+    oldest = await new_chat(store, "alice", "bob", now=1000)
+    middle = await new_chat(store, "carol", "alice", now=2000)
+    newest = await new_chat(store, "alice", "carol", now=3000)
+    await new_chat(store, "bob", "carol", now=4000)  # not alice's
+    assert await store.messages.end_chat(newest.id, "ended", now_ms()) is not None
+
+    listed = await store.chats.for_user("alice")
+    assert [c.id for c in listed] == [middle.id, oldest.id, newest.id]
+    assert [c.active for c in listed] == [True, True, False]
+    assert listed[0].members == ("alice", "carol")
+    active = await store.chats.for_user("alice", active_only=True)
+    assert [c.id for c in active] == [middle.id, oldest.id]
+    assert await store.chats.for_user("nobody") == []
+
+
+async def test_access_reports_existence_membership_and_activity(
+    store: Storage,
+) -> None:
+    await add_users(store, "alice", "bob", "eve")
+    chat = await new_chat(store, "alice", "bob")
+    access = store.chats.access
+    assert await access(chat.id, "bob") == Access(True, True, True)
+    assert await access(chat.id, "eve") == Access(True, False, True)
+    assert await access(chat.id, "ghost") == Access(True, False, True)
+    assert await access(str(uuid.uuid4()), "alice") == Access(False, False, False)
+    await store.messages.end_chat(chat.id, "ended", now_ms())
+    assert await access(chat.id, "alice") == Access(True, True, False)
+
+
+# Messages
+
+
+async def test_append_numbers_messages_from_one(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    results = [await post(store, chat.id, f"m{i}") for i in range(3)]
+    assert [(m.seq, created) for m, created in results] == [
+        (1, True),
+        (2, True),
+        (3, True),
+    ]
+    first = results[0][0]
+    assert (first.chat_id, first.kind, first.text, first.sender) == (
+        chat.id,
+        KIND_MESSAGE,
+        "m0",
+        "alice",
+    )
+    assert await stored(store, chat.id) == [m for m, _ in results]
+    other = await new_chat(store, "bob", "alice")
+    message, _ = await post(store, other.id, "elsewhere", sender="bob")
+    assert message.seq == 1  # seq is per chat
+
+
+async def test_two_writers_with_concurrent_appends_get_gapless_unique_seqs(
+    open_store: Opener,
+) -> None:
+    writers = [await open_store() for _ in range(WRITERS)]
+    await add_users(writers[0], "alice", "bob")
+    chat = await new_chat(writers[0], "alice", "bob")
+    sends = [
+        post(store, chat.id, f"w{w}-{i}", sender=("alice", "bob")[i % 2])
+        for i in range(PER_WRITER)
+        for w, store in enumerate(writers)
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*sends), 120)
+
+    total = WRITERS * PER_WRITER
+    assert all(created for _, created in results)
+    returned = sorted(message.seq for message, _ in results)
+    assert returned == list(range(1, total + 1))
+    messages = await stored(writers[1], chat.id)
+    assert [m.seq for m in messages] == list(range(1, total + 1))
+    assert {m.seq: m.text for m in messages} == {m.seq: m.text for m, _ in results}
+    after, _ = await post(writers[1], chat.id, "next")
+    assert after.seq == total + 1
+
+
+async def test_same_client_id_returns_the_first_message(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    first, created = await post(store, chat.id, "once", client_id="c-1")
+    assert created and first.seq == 1 and first.client_id == "c-1"
+    again, created = await post(store, chat.id, "once again", client_id="c-1")
+    assert (again, created) == (first, False)
+    # Another sender, or another client_id, is a new message.
+    bobs, created = await post(store, chat.id, "bob", sender="bob", client_id="c-1")
+    assert created and bobs.seq == 2
+    other, created = await post(store, chat.id, "other", client_id="c-2")
+    assert created and other.seq == 3
+    assert await stored(store, chat.id) == [first, bobs, other]
+    assert (await post(store, chat.id, "after"))[0].seq == 4  # no gap left behind
+
+
+async def test_racing_duplicates_store_one_message(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()
+    await add_users(first, "alice", "bob")
+    chat = await new_chat(first, "alice", "bob")
+    racers = [
+        post(store, chat.id, f"try {i}", client_id="same")
+        for i in range(5)
+        for store in (first, second)
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*racers), 60)
+
+    assert sum(created for _, created in results) == 1, results
+    winner = next(message for message, created in results if created)
+    assert all(message == winner for message, _ in results)
+    assert await stored(second, chat.id) == [winner]
+    assert winner.seq == 1
+    assert (await post(first, chat.id, "next"))[0].seq == 2  # no gap left behind
+
+
+async def test_append_by_a_non_member_stores_nothing(store: Storage) -> None:
+    await add_users(store, "alice", "bob", "eve")
+    chat = await new_chat(store, "alice", "bob")
+    await post(store, chat.id, "hi")
+    assert await post(store, chat.id, "let me in", sender="eve") == (None, False)
+    assert await post(store, chat.id, "x", sender="ghost", client_id="c") == (
+        None,
+        False,
+    )
+    assert await post(store, str(uuid.uuid4()), "nowhere") == (None, False)
+    assert [m.seq for m in await stored(store, chat.id)] == [1]
+    assert (await post(store, chat.id, "next"))[0].seq == 2
+
+
+async def test_end_chat_stores_a_notice_once_and_stops_appends(
+    store: Storage,
+) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    await post(store, chat.id, "one")
+    await post(store, chat.id, "two", sender="bob")
+
+    notice = await store.messages.end_chat(chat.id, "alice ended the chat", 5000)
+    assert notice == Message(
+        chat.id, 3, KIND_NOTIFICATION, "alice ended the chat", None, 5000, None
+    )
+    assert (await store.chats.get(chat.id)).active is False
+    assert await store.messages.end_chat(chat.id, "again", now_ms()) is None
+    assert await post(store, chat.id, "too late") == (None, False)
+    notification = await post(store, chat.id, "n", sender=None, kind=KIND_NOTIFICATION)
+    assert notification == (None, False)
+    assert [m.seq for m in await stored(store, chat.id)] == [1, 2, 3]
+    assert await store.messages.end_chat(str(uuid.uuid4()), "x", now_ms()) is None
+
+
+async def test_system_notification_needs_no_membership(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    notice, created = await post(
+        store, chat.id, "maintenance", sender=None, kind=KIND_NOTIFICATION
+    )
+    assert created and notice.seq == 1 and notice.sender is None
+
+
+async def test_before_and_after_page_oldest_first(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    for i in range(1, 11):
+        await post(store, chat.id, f"m{i}")
+    messages = store.messages
+
+    async def seqs(page: Awaitable[list[Message]]) -> list[int]:
+        return [m.seq for m in await page]
+
+    assert await seqs(messages.before(chat.id, None, 3)) == [8, 9, 10]
+    assert await seqs(messages.before(chat.id, 8, 3)) == [5, 6, 7]
+    assert await seqs(messages.before(chat.id, 3, 50)) == [1, 2]
+    assert await seqs(messages.before(chat.id, 1, 50)) == []
+    assert await seqs(messages.before(chat.id, None, 50)) == list(range(1, 11))
+    assert await seqs(messages.after(chat.id, 0, 3)) == [1, 2, 3]
+    assert await seqs(messages.after(chat.id, 3, 3)) == [4, 5, 6]
+    assert await seqs(messages.after(chat.id, 8, 50)) == [9, 10]
+    assert await seqs(messages.after(chat.id, 10, 50)) == []
+    assert await messages.after(str(uuid.uuid4()), 0, 50) == []
+    page = await messages.after(chat.id, 4, 1)
+    assert [(m.seq, m.text) for m in page] == [(5, "m5")]
