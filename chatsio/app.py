@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from chatsio.api import identity as identity_routes
+from chatsio.api import chats, files, identity, notifications
+from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
 from chatsio.api.keys import config_key, services_key
 from chatsio.config import Config
@@ -31,6 +32,13 @@ def create_sio(config: Config) -> ChatsioServer:
     return ChatsioServer(
         async_mode="aiohttp",
         client_manager=manager,
+        # None: same origin only. python-engineio checks Origin on both
+        # transports and also accepts the X-Forwarded-Host a proxy sets.
+        cors_allowed_origins=socket_origins(config.cors_origins),
+        # Room for the largest file: a file over the limit must reach the
+        # handler, to be answered too_large, instead of closing the connection.
+        # Polling base64-encodes attachments, hence the 4/3.
+        max_http_buffer_size=max(1_000_000, config.max_file_bytes * 4 // 3 + 65536),
         # Events of one connection run one after another, so a client's
         # messages are stored in the order it sent them.
         async_handlers=False,
@@ -45,7 +53,9 @@ def create_app(config: Config) -> web.Application:
     sio = create_sio(config)
     app[sio_key] = sio
     sio.attach(app)
-    app.add_routes(identity_routes.routes)
+    for module in (identity, chats, files, notifications):
+        app.add_routes(module.routes)
+    setup_cors(app, config.cors_origins)
     app.cleanup_ctx.append(services_ctx)
     return app
 
@@ -64,3 +74,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await sio.shutdown()
     await storage.close()
+
+
+def socket_origins(origins: tuple[str, ...]) -> list[str] | str | None:
+    if "*" in origins:
+        return "*"
+    return list(origins) or None

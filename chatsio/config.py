@@ -29,6 +29,8 @@ class Config:
     rate_limit: float = 20.0
     rate_burst: int = 50
     registration_open: bool = True
+    max_file_bytes: int = 5 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -99,6 +101,18 @@ def boolean(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins such as ``https://chat.example.com``, or ``*``."""
+    found = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for origin in found:
+        parts = urlsplit(origin)
+        if origin != "*" and (
+            parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+        ):
+            raise ValueError(f"{origin!r} is not an origin like https://example.com")
+    return found
+
+
 def log_level(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered not in LOG_LEVELS:
@@ -129,6 +143,8 @@ SETTINGS = (
     Setting("rate_limit", "CHATSIO_RATE_LIMIT", bounded_float(0.1, 100_000)),
     Setting("rate_burst", "CHATSIO_RATE_BURST", bounded_int(1, 1_000_000)),
     Setting("registration_open", "CHATSIO_REGISTRATION_OPEN", boolean),
+    Setting("max_file_bytes", "CHATSIO_MAX_FILE_BYTES", bounded_int(1, 100 * 2**20)),
+    Setting("cors_origins", "CHATSIO_CORS_ORIGINS", origins),
     Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
 )
 SETTINGS_BY_FIELD = {setting.field: setting for setting in SETTINGS}

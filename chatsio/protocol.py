@@ -28,6 +28,8 @@ CLIENT_ID_MAX = 64
 JOIN_RECENT = 50
 SINCE_MAX = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 50, 100
+REST_PAGE_MAX = 1000
+FILE_NAME_MAX = 255
 SEQ_MAX = 2**31 - 1
 
 KIND_MESSAGE = "message"
@@ -43,6 +45,11 @@ def chat_room(chat_id: str) -> str:
 def user_room(username: str) -> str:
     """Room on /control holding every device of one user."""
     return f"user:{username}"
+
+
+def file_url(file_id: str) -> str:
+    """Where a stored file is downloaded (members only, with a token)."""
+    return f"/api/files/{file_id}"
 
 
 def now_ms() -> int:

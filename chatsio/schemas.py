@@ -10,12 +10,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from chatsio import protocol
 from chatsio.errors import InvalidPayload, TooLarge
 
 OVER_LIMIT = "over the limit: "
+# RFC 6838 type/subtype, without parameters: safe to send back as Content-Type.
+MEDIA_TYPE = r"^[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}\Z"
 
 
 class Text(fields.String):
@@ -59,10 +68,22 @@ class BoundedList(fields.List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class Binary(fields.Field):
+    """Raw bytes, as a Socket.IO binary attachment delivers them."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bytes):
+            raise ValidationError("Expected a binary attachment.")
+        return value
+
+
 class Limit(validate.Length):
     """Length bounds whose upper bound reports as ``too_large``."""
 
-    message_max = OVER_LIMIT + "at most {max} characters."
+    def __call__(self, value):
+        if self.max is not None and len(value) > self.max:
+            raise ValidationError(f"{OVER_LIMIT}at most {self.max} characters.")
+        return super().__call__(value)
 
 
 def seq_field(**kwargs) -> fields.Integer:
@@ -101,7 +122,9 @@ class StartIn(InSchema):
         required=True,
         validate=validate.Length(min=1),
     )
-    title = Text(allow_none=True, load_default=None, validate=Limit(max=100))
+    title = Text(
+        allow_none=True, load_default=None, validate=Limit(max=protocol.TITLE_MAX)
+    )
 
 
 class ChatRefIn(InSchema):
@@ -112,16 +135,51 @@ class JoinIn(ChatRefIn):
     since = seq_field(load_default=None)
 
 
-class NotifyIn(ChatRefIn):
-    kind = Text(
-        load_default=protocol.KIND_MESSAGE, validate=validate.OneOf(["message"])
-    )
+class MessageIn(InSchema):
+    """The body of ``POST /api/chats/{id}/messages``."""
+
     text = Text(required=True, validate=Limit(min=1, max=protocol.TEXT_MAX))
     client_id = Text(
         allow_none=True,
         load_default=None,
         validate=validate.Length(1, protocol.CLIENT_ID_MAX),
     )
+
+
+class NotifyIn(ChatRefIn, MessageIn):
+    kind = Text(
+        load_default=protocol.KIND_MESSAGE, validate=validate.OneOf(["message"])
+    )
+
+
+class FileIn(ChatRefIn):
+    name = Text(required=True, validate=validate.Length(1, protocol.FILE_NAME_MAX))
+    type = Text(
+        required=True,
+        validate=validate.Regexp(MEDIA_TYPE, error="a media type such as image/png"),
+    )
+    data = Binary(required=True)
+
+
+class NotificationIn(InSchema):
+    text = Text(required=True, validate=Limit(min=1, max=protocol.TEXT_MAX))
+    id = ChatId(allow_none=True, load_default=None)
+
+
+class MessagesQuery(InSchema):
+    """Query of ``GET /api/chats/{id}/messages``; values arrive as strings."""
+
+    before = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))
+    after = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))
+    limit = fields.Integer(
+        load_default=protocol.HISTORY_DEFAULT,
+        validate=validate.Range(1, protocol.REST_PAGE_MAX),
+    )
+
+    @validates_schema
+    def one_direction(self, data, **kwargs):
+        if "before" in data and "after" in data:
+            raise ValidationError("give before or after, not both", "after")
 
 
 class HistoryIn(ChatRefIn):
@@ -150,7 +208,19 @@ class MessageOut(Schema):
     sender = fields.String(allow_none=True)
     ts = fields.Function(lambda message: protocol.iso(message.ts))
     client_id = fields.String(allow_none=True)
-    file = fields.Raw(allow_none=True)
+    file = fields.Function(lambda message: file_out(message.file))
+
+
+def file_out(file) -> dict | None:
+    if file is None:
+        return None
+    return {
+        "file_id": file.file_id,
+        "name": file.name,
+        "type": file.type,
+        "size": file.size,
+        "url": protocol.file_url(file.file_id),
+    }
 
 
 credentials_in = CredentialsIn()
@@ -158,6 +228,10 @@ start_in = StartIn()
 chat_ref_in = ChatRefIn()
 join_in = JoinIn()
 notify_in = NotifyIn()
+message_in = MessageIn()
+file_in = FileIn()
+notification_in = NotificationIn()
+messages_query = MessagesQuery()
 history_in = HistoryIn()
 chat_out = ChatOut()
 message_out = MessageOut()

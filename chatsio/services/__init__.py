@@ -42,6 +42,8 @@ async def create_services(
 ) -> Services:
     identity = await create_identity(storage, config)
     chats = ChatService(storage, emitter)
-    messages = MessageService(storage, emitter, chats)
+    messages = MessageService(
+        storage, emitter, chats, max_file_bytes=config.max_file_bytes
+    )
     notifications = NotificationService(emitter, messages)
     return Services(identity, chats, messages, notifications)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
-from chatsio.errors import NotFound, Terminated
+from chatsio.errors import NotFound, Terminated, TooLarge
 from chatsio.protocol import (
     CHAT,
     JOIN_RECENT,
+    KIND_FILE,
     KIND_MESSAGE,
     KIND_NOTIFICATION,
     NOTIFY,
@@ -20,11 +22,19 @@ from chatsio.schemas import message_out
 from chatsio.services.chats import ChatService
 from chatsio.services.emitter import Emitter
 from chatsio.storage import Storage
-from chatsio.storage.records import Chat, Message
+from chatsio.storage.records import Chat, FileRef, Message, StoredFile
 
 
 class MessageService:
-    def __init__(self, storage: Storage, emitter: Emitter, chats: ChatService) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        emitter: Emitter,
+        chats: ChatService,
+        *,
+        max_file_bytes: int,
+    ) -> None:
+        self.max_file_bytes = max_file_bytes
         self.storage = storage
         self.store = storage.messages
         self.emitter = emitter
@@ -54,6 +64,48 @@ class MessageService:
         if created:
             await self.publish(message, origin)
         return message
+
+    async def post_file(
+        self,
+        user: str,
+        chat_id: str,
+        name: str,
+        media_type: str,
+        data: bytes,
+        origin: str | None = None,
+    ) -> Message:
+        """Store a file and its message together, then announce it to the room."""
+        if len(data) > self.max_file_bytes:
+            raise TooLarge(
+                "the file is over the limit",
+                fields={
+                    "data": [f"over the limit: at most {self.max_file_bytes} bytes"]
+                },
+            )
+        file = FileRef(str(uuid.uuid4()), name, media_type, len(data))
+        message, _ = await self.store.append(
+            chat_id,
+            kind=KIND_FILE,
+            text=name,
+            sender=user,
+            client_id=None,
+            now=now_ms(),
+            file=file,
+            content=data,
+        )
+        if message is None:
+            await self.chats.require_member(user, chat_id, active=True)
+            raise Terminated()
+        await self.publish(message, origin)
+        return message
+
+    async def download(self, user: str, file_id: str) -> StoredFile:
+        """A file's bytes, for members of its chat (ended chats included)."""
+        stored = await self.store.file(file_id)
+        if stored is None:
+            raise NotFound("no such file")
+        await self.chats.require_member(user, stored.chat_id, active=False)
+        return stored
 
     async def post_notification(self, chat_id: str, text: str) -> Message:
         """Store a system notification in a chat and send it to the whole room."""
@@ -117,6 +169,13 @@ class MessageService:
             room=chat_room(chat_id),
             skip_sid=origin,
         )
+
+    async def after(
+        self, user: str, chat_id: str, *, after: int, limit: int
+    ) -> list[Message]:
+        """The oldest ``limit`` messages after ``after``; ended chats too."""
+        await self.chats.require_member(user, chat_id, active=False)
+        return await self.store.after(chat_id, after, limit)
 
     async def history(
         self, user: str, chat_id: str, *, before: int | None, limit: int

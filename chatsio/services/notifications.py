@@ -13,9 +13,11 @@ class NotificationService:
         self.emitter = emitter
         self.messages = messages
 
-    async def broadcast(self, text: str) -> None:
+    async def broadcast(self, text: str) -> dict:
         """Send a global notice to every /control socket on every node."""
-        await self.emitter.emit(NOTIFY, notice(text, None, now_ms()), namespace=CONTROL)
+        sent = notice(text, None, now_ms())
+        await self.emitter.emit(NOTIFY, sent, namespace=CONTROL)
+        return sent
 
     async def to_chat(self, chat_id: str, text: str) -> Message:
         """Store a notice in a chat, send it to the room and to members' devices."""

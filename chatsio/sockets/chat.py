@@ -8,6 +8,7 @@ from chatsio.protocol import chat_room
 from chatsio.schemas import (
     chat_out,
     chat_ref_in,
+    file_in,
     history_in,
     join_in,
     load,
@@ -63,3 +64,16 @@ class ChatNamespace(BaseNamespace):
             user, request["id"], before=request["before"], limit=request["limit"]
         )
         return {"messages": message_out.dump(messages, many=True)}
+
+    async def on_file(self, sid: str, user: str, payload: Any) -> dict:
+        """file: store a binary attachment and announce it to the room."""
+        request = load(file_in, payload)
+        message = await self.services.messages.post_file(
+            user,
+            request["id"],
+            request["name"],
+            request["type"],
+            request["data"],
+            origin=sid,
+        )
+        return {"message": message_out.dump(message)}

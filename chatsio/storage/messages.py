@@ -7,9 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.protocol import KIND_NOTIFICATION
 from chatsio.storage import tables
-from chatsio.storage.records import Message
+from chatsio.storage.records import FileRef, Message, StoredFile
 
-chats, members, messages = tables.chats, tables.members, tables.messages
+chats, members, messages, files = (
+    tables.chats,
+    tables.members,
+    tables.messages,
+    tables.files,
+)
 
 
 class _Duplicate(Exception):
@@ -18,8 +23,18 @@ class _Duplicate(Exception):
 
 
 def to_message(row) -> Message:
+    file = None
+    if row.file_id is not None:
+        file = FileRef(row.file_id, row.text, row.file_type, row.file_size)
     return Message(
-        row.chat_id, row.seq, row.kind, row.text, row.sender, row.ts, row.client_id
+        row.chat_id,
+        row.seq,
+        row.kind,
+        row.text,
+        row.sender,
+        row.ts,
+        row.client_id,
+        file,
     )
 
 
@@ -36,8 +51,11 @@ class MessageStore:
         sender: str | None,
         client_id: str | None,
         now: int,
+        file: FileRef | None = None,
+        content: bytes = b"",
     ) -> tuple[Message | None, bool]:
-        """Store a message; return it and whether it is new.
+        """Store a message (with ``file``'s ``content``); return it and whether it
+        is new. Message and file are stored together or not at all.
 
         A user's message needs the chat active and the sender a member, checked
         in the same statement that takes the next seq; when either fails nothing
@@ -53,7 +71,15 @@ class MessageStore:
                     earlier = await self._by_client_id(conn, chat_id, sender, client_id)
                     if earlier is not None:
                         raise _Duplicate(earlier)  # rolls the seq back
-                message = Message(chat_id, seq, kind, text, sender, now, client_id)
+                message = Message(
+                    chat_id, seq, kind, text, sender, now, client_id, file
+                )
+                if file is not None:
+                    await conn.execute(
+                        files.insert().values(
+                            id=file.file_id, chat_id=chat_id, data=content
+                        )
+                    )
                 await self._insert(conn, message)
                 return message, True
         except _Duplicate as duplicate:
@@ -78,6 +104,19 @@ class MessageStore:
             message = Message(chat_id, seq, KIND_NOTIFICATION, text, None, now, None)
             await self._insert(conn, message)
             return message
+
+    async def file(self, file_id: str) -> StoredFile | None:
+        """A file's bytes with its description, read from its message."""
+        query = (
+            select(files.c.data, messages)
+            .join(messages, messages.c.file_id == files.c.id)
+            .where(files.c.id == file_id)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return StoredFile(row.chat_id, to_message(row).file, row.data)
 
     async def after(self, chat_id: str, after: int, limit: int) -> list[Message]:
         """The oldest ``limit`` messages with seq > ``after``, oldest first."""
@@ -139,5 +178,8 @@ class MessageStore:
                 sender=message.sender,
                 ts=message.ts,
                 client_id=message.client_id,
+                file_id=message.file and message.file.file_id,
+                file_type=message.file and message.file.type,
+                file_size=message.file and message.file.size,
             )
         )

@@ -23,6 +23,21 @@ class Chat:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    file_id: str
+    name: str
+    type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    chat_id: str
+    ref: FileRef
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     chat_id: str
     seq: int
@@ -31,7 +46,7 @@ class Message:
     sender: str | None
     ts: int
     client_id: str | None
-    file: dict | None = None
+    file: FileRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -57,7 +58,21 @@ messages = Table(
     Column("sender", String(32), nullable=True),
     Column("ts", BigInteger, nullable=False),
     Column("client_id", String(64), nullable=True),
+    # A file message describes its file here, so history never reads `files`.
+    Column("file_id", String(36), nullable=True, unique=True),
+    Column("file_type", String(255), nullable=True),
+    Column("file_size", Integer, nullable=True),
     Index("messages_by_client_id", "chat_id", "sender", "client_id", unique=True),
+)
+
+# File contents, in the database so that every node can serve them (platform
+# nodes share no disk). The client's file name is only ever a label.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("chat_id", String(36), ForeignKey("chats.id"), nullable=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Server-wide values that every process sharing the database must agree on.

@@ -1,0 +1,96 @@
+"""REST: the caller, chats and their messages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from chatsio.api.auth import caller
+from chatsio.api.errors import read_json
+from chatsio.api.keys import services_key
+from chatsio.schemas import (
+    chat_out,
+    chat_ref_in,
+    load,
+    message_in,
+    message_out,
+    messages_query,
+    start_in,
+)
+
+routes = web.RouteTableDef()
+
+
+def chat_id_of(request: web.Request) -> str:
+    return load(chat_ref_in, {"id": request.match_info["id"]})["id"]
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    """The caller's name and role"""
+    user = caller(request)
+    is_admin = await request.app[services_key].identity.is_admin(user)
+    return web.json_response({"username": user, "is_admin": is_admin})
+
+
+@routes.get("/api/chats")
+async def list_chats(request: web.Request) -> web.Response:
+    """The caller's chats, active first"""
+    chats = await request.app[services_key].chats.of_user(caller(request))
+    return web.json_response(chat_out.dump(chats, many=True))
+
+
+@routes.post("/api/chats")
+async def start_chat(request: web.Request) -> web.Response:
+    """Start a chat: the same as /control start"""
+    user = caller(request)
+    body = load(start_in, await read_json(request))
+    chat = await request.app[services_key].chats.start(
+        user, body["members"], body["title"]
+    )
+    return web.json_response(chat_out.dump(chat), status=201)
+
+
+@routes.get("/api/chats/{id}")
+async def get_chat(request: web.Request) -> web.Response:
+    """One chat, for its members"""
+    user = caller(request)
+    chat = await request.app[services_key].chats.get(user, chat_id_of(request))
+    return web.json_response(chat_out.dump(chat))
+
+
+@routes.delete("/api/chats/{id}")
+async def end_chat(request: web.Request) -> web.Response:
+    """End a chat: the same as /control terminate"""
+    user = caller(request)
+    await request.app[services_key].chats.terminate(user, chat_id_of(request))
+    return web.Response(status=204)
+
+
+@routes.get("/api/chats/{id}/messages")
+async def list_messages(request: web.Request) -> web.Response:
+    """A page of a chat's messages, oldest first"""
+    user = caller(request)
+    chat_id = chat_id_of(request)
+    query = load(messages_query, dict(request.query))
+    messages = request.app[services_key].messages
+    if "after" in query:
+        page = await messages.after(
+            user, chat_id, after=query["after"], limit=query["limit"]
+        )
+    else:
+        page = await messages.history(
+            user, chat_id, before=query.get("before"), limit=query["limit"]
+        )
+    return web.json_response(message_out.dump(page, many=True))
+
+
+@routes.post("/api/chats/{id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    """Post a message to everyone in the chat's room"""
+    user = caller(request)
+    chat_id = chat_id_of(request)
+    body = load(message_in, await read_json(request))
+    message = await request.app[services_key].messages.post(
+        user, chat_id, body["text"], body["client_id"]
+    )
+    return web.json_response(message_out.dump(message), status=201)
