@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import redis.asyncio
 import socketio
 from aiohttp import web
 
-from chatsio.api import chats, files, identity, notifications
+from chatsio.api import chats, files, health, identity, metrics, notifications
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
-from chatsio.api.keys import config_key, services_key
+from chatsio.api.keys import config_key, metrics_key, services_key
 from chatsio.config import Config
+from chatsio.metrics import Metrics
 from chatsio.protocol import CHAT, CONTROL
 from chatsio.services import create_services
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
+from chatsio.sockets.emitter import MeteredEmitter
 from chatsio.sockets.ratelimit import Allowance
 from chatsio.sockets.server import ChatsioServer
 from chatsio.storage import Storage, open_storage
@@ -50,10 +53,11 @@ def create_sio(config: Config) -> ChatsioServer:
 def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[config_key] = config
+    app[metrics_key] = Metrics()
     sio = create_sio(config)
     app[sio_key] = sio
     sio.attach(app)
-    for module in (identity, chats, files, notifications):
+    for module in (identity, chats, files, notifications, health, metrics):
         app.add_routes(module.routes)
     setup_cors(app, config.cors_origins)
     app.cleanup_ctx.append(services_ctx)
@@ -62,17 +66,28 @@ def create_app(config: Config) -> web.Application:
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the database, build the services and mount the namespaces on them."""
-    config, sio = app[config_key], app[sio_key]
+    config, sio, metrics = app[config_key], app[sio_key], app[metrics_key]
     storage = await open_storage(config.database_url)
     app[storage_key] = storage
-    services = await create_services(storage, sio, config)
+    redis_client = (
+        redis.asyncio.from_url(config.redis_url) if config.redis_url else None
+    )
+    services = await create_services(
+        storage,
+        MeteredEmitter(sio, metrics),
+        config,
+        metrics,
+        redis_probe=redis_client.ping if redis_client else None,
+    )
     app[services_key] = services
     allowance = Allowance(config.rate_limit, config.rate_burst)
-    sio.register_namespace(ControlNamespace(CONTROL, services, allowance))
-    sio.register_namespace(ChatNamespace(CHAT, services, allowance))
+    for namespace, handler in ((CONTROL, ControlNamespace), (CHAT, ChatNamespace)):
+        sio.register_namespace(handler(namespace, services, allowance, metrics))
     logger.info("database ready: %s", storage.engine.url.render_as_string())
     yield
     await sio.shutdown()
+    if redis_client:
+        await redis_client.aclose()
     await storage.close()
 
 

@@ -262,3 +262,79 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(messages, list):
         return {prefix or "_schema": [str(m) for m in messages]}
     return {prefix or "_schema": [str(messages)]}
+
+
+# Replies that have no schema of their own above. The handlers build these
+# dicts directly; the schemas describe them for GET /api/openapi.json.
+
+ERROR_CODES = [
+    "invalid",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "terminated",
+    "too_large",
+    "rate_limited",
+    "internal",
+]
+
+
+class FileOut(Schema):
+    """PROTOCOL.md's File, as ``file_out`` builds it."""
+
+    file_id = fields.String()
+    name = fields.String()
+    type = fields.String()
+    size = fields.Integer()
+    url = fields.String()
+
+
+class ErrorOut(Schema):
+    """PROTOCOL.md's Error."""
+
+    code = fields.String(validate=validate.OneOf(ERROR_CODES))
+    message = fields.String()
+    # "fields" would shadow the module inside this class body, hence data_key.
+    reasons = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        allow_none=True,
+        data_key="fields",
+    )
+
+
+class ErrorReplyOut(Schema):
+    """Every REST failure: ``{"error": Error}``."""
+
+    error = fields.Nested(ErrorOut)
+
+
+class UserOut(Schema):
+    username = fields.String()
+
+
+class TokenOut(Schema):
+    token = fields.String()
+    username = fields.String()
+    expires_at = fields.String()
+
+
+class MeOut(Schema):
+    username = fields.String()
+    is_admin = fields.Boolean()
+
+
+class NoticeOut(Schema):
+    """A system notification as /control ``notify`` carries it."""
+
+    kind = fields.String(validate=validate.OneOf([protocol.KIND_NOTIFICATION]))
+    text = fields.String()
+    id = fields.String(allow_none=True)
+    ts = fields.String()
+
+
+class HealthOut(Schema):
+    status = fields.String(validate=validate.OneOf(["ok", "degraded"]))
+    database = fields.String(validate=validate.OneOf(["ok", "down"]))
+    redis = fields.String(validate=validate.OneOf(["ok", "down", "off"]))

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "chatsio"
 LAYERS = [
     {"errors", "protocol"},
     {"config"},
-    {"schemas", "storage"},
+    {"schemas", "storage", "metrics"},
     {"services"},
     {"sockets", "api"},
     {"app"},
@@ -26,7 +26,15 @@ NEVER = {
     "api": {"storage"},
 }
 TRANSPORTS = {"socketio", "engineio", "aiohttp"}
-TRANSPORT_FREE = {"errors", "protocol", "config", "schemas", "storage", "services"}
+TRANSPORT_FREE = {
+    "errors",
+    "protocol",
+    "config",
+    "schemas",
+    "storage",
+    "metrics",
+    "services",
+}
 
 
 def part_of(path: Path) -> str:

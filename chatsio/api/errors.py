@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chatsio.api.keys import metrics_key
 from chatsio.errors import ChatsioError, InternalFault, InvalidPayload
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ CODES_BY_STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str, fields=None) -> web.Response:
+def error_response(
+    request: web.Request, status: int, code: str, message: str, fields=None
+) -> web.Response:
+    request.app[metrics_key].errors.labels(code, "rest").inc()
     body = {"error": {"code": code, "message": message, "fields": fields}}
     return web.json_response(body, status=status)
 
@@ -38,16 +42,16 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         logger.info(
             "%s %s -> %s: %s", request.method, request.path, exc.code, exc.message
         )
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
+        return error_response(request, exc.status, exc.code, exc.message, exc.fields)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
         code = CODES_BY_STATUS.get(exc.status, "invalid")
-        return error_response(exc.status, code, exc.reason)
+        return error_response(request, exc.status, code, exc.reason)
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
         fault = InternalFault()
-        return error_response(fault.status, fault.code, fault.message)
+        return error_response(request, fault.status, fault.code, fault.message)
 
 
 async def read_json(request: web.Request) -> Any:

@@ -6,8 +6,10 @@ import secrets
 from dataclasses import dataclass
 
 from chatsio.config import Config
+from chatsio.metrics import Metrics
 from chatsio.services.chats import ChatService
 from chatsio.services.emitter import Emitter
+from chatsio.services.health import HealthService, Probe
 from chatsio.services.identity import Identity
 from chatsio.services.messages import MessageService
 from chatsio.services.notifications import NotificationService
@@ -22,6 +24,7 @@ class Services:
     chats: ChatService
     messages: MessageService
     notifications: NotificationService
+    health: HealthService
 
 
 async def create_identity(storage: Storage, config: Config) -> Identity:
@@ -38,12 +41,17 @@ async def create_identity(storage: Storage, config: Config) -> Identity:
 
 
 async def create_services(
-    storage: Storage, emitter: Emitter, config: Config
+    storage: Storage,
+    emitter: Emitter,
+    config: Config,
+    metrics: Metrics,
+    redis_probe: Probe | None = None,
 ) -> Services:
     identity = await create_identity(storage, config)
-    chats = ChatService(storage, emitter)
+    chats = ChatService(storage, emitter, metrics)
     messages = MessageService(
-        storage, emitter, chats, max_file_bytes=config.max_file_bytes
+        storage, emitter, chats, metrics, max_file_bytes=config.max_file_bytes
     )
     notifications = NotificationService(emitter, messages)
-    return Services(identity, chats, messages, notifications)
+    health = HealthService(storage, redis_probe)
+    return Services(identity, chats, messages, notifications, health)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from chatsio.errors import Forbidden, InvalidPayload, NotFound, Terminated
+from chatsio.metrics import Metrics
 from chatsio.protocol import (
     CHAT,
     CONTROL,
@@ -22,9 +23,10 @@ from chatsio.storage.records import Chat
 
 
 class ChatService:
-    def __init__(self, storage: Storage, emitter: Emitter) -> None:
+    def __init__(self, storage: Storage, emitter: Emitter, metrics: Metrics) -> None:
         self.storage = storage
         self.emitter = emitter
+        self.metrics = metrics
 
     async def start(
         self,
@@ -76,6 +78,7 @@ class ChatService:
             room=[user_room(name) for name in chat.members],
         )
         room = chat_room(chat_id)
+        self.metrics.messages.labels(notice.kind).inc()
         await self.emitter.emit(
             NOTIFY, message_out.dump(notice), namespace=CHAT, room=room
         )

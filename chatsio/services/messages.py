@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from chatsio.errors import NotFound, Terminated, TooLarge
+from chatsio.metrics import Metrics
 from chatsio.protocol import (
     CHAT,
     JOIN_RECENT,
@@ -31,9 +32,11 @@ class MessageService:
         storage: Storage,
         emitter: Emitter,
         chats: ChatService,
+        metrics: Metrics,
         *,
         max_file_bytes: int,
     ) -> None:
+        self.metrics = metrics
         self.max_file_bytes = max_file_bytes
         self.storage = storage
         self.store = storage.messages
@@ -124,6 +127,8 @@ class MessageService:
         return message
 
     async def publish(self, message: Message, origin: str | None) -> None:
+        """Count a newly stored message and send it to its room."""
+        self.metrics.messages.labels(message.kind).inc()
         await self.emitter.emit(
             NOTIFY,
             message_out.dump(message),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from chatsio.errors import (
     RateLimited,
     Unauthorized,
 )
+from chatsio.metrics import Metrics
 from chatsio.services import Services
 from chatsio.sockets.ratelimit import Allowance, TokenBucket
 
@@ -51,10 +53,17 @@ class BaseNamespace(socketio.AsyncNamespace):
     must not reach as events are named without the ``on_`` prefix.
     """
 
-    def __init__(self, namespace: str, services: Services, allowance: Allowance):
+    def __init__(
+        self,
+        namespace: str,
+        services: Services,
+        allowance: Allowance,
+        metrics: Metrics,
+    ) -> None:
         super().__init__(namespace)
         self.services = services
         self.allowance = allowance
+        self.metrics = metrics
         self.connections: dict[str, Connection] = {}
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
@@ -67,6 +76,7 @@ class BaseNamespace(socketio.AsyncNamespace):
             ) from None
         self.connections[sid] = Connection(user, TokenBucket(self.allowance))
         await self.authenticated(sid, user)
+        self.metrics.sockets.labels(self.namespace).inc()
         logger.info("connect %s sid=%s user=%s", self.namespace, sid, user)
 
     async def authenticated(self, sid: str, user: str) -> None:
@@ -75,6 +85,8 @@ class BaseNamespace(socketio.AsyncNamespace):
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self.connections.pop(sid, None)
         user = connection.user if connection else None
+        if connection:
+            self.metrics.sockets.labels(self.namespace).dec()
         logger.info(
             "disconnect %s sid=%s user=%s reason=%s", self.namespace, sid, user, reason
         )
@@ -83,13 +95,30 @@ class BaseNamespace(socketio.AsyncNamespace):
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid, payloads = args[0], args[1:]
+        handler = getattr(self, f"on_{event}", None)
+        started = time.perf_counter()
+        reply = await self.dispatch(handler, event, sid, payloads)
+        # Label by handler name only: clients choose event names, not metrics.
+        label = event if handler else "unknown"
+        outcome = "ok" if reply["ok"] else reply["error"]["code"]
+        self.metrics.latency.labels(self.namespace, label).observe(
+            time.perf_counter() - started
+        )
+        self.metrics.events.labels(self.namespace, label, outcome).inc()
+        if not reply["ok"]:
+            self.metrics.errors.labels(outcome, "socket").inc()
+        return reply
+
+    async def dispatch(
+        self, handler: Any, event: str, sid: str, payloads: tuple
+    ) -> dict:
+        """Run one event's handler; every outcome becomes one ack."""
         connection = self.connections.get(sid)
         try:
             if connection is None:
                 raise Unauthorized("not connected")
             if not connection.bucket.take():
                 raise RateLimited("over the allowance of events per second")
-            handler = getattr(self, f"on_{event}", None)
             if handler is None:
                 raise InvalidPayload(f"unknown event {event!r}")
             if len(payloads) != 1:

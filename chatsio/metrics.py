@@ -1,0 +1,60 @@
+"""Prometheus metrics, one registry per app (tests build several apps per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.sockets = Gauge(
+            "chatsio_connected_sockets",
+            "Sockets connected to this node, per namespace.",
+            ["namespace"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "chatsio_events",
+            "Client events handled, by name and outcome (ok or an error code).",
+            ["namespace", "event", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "chatsio_handler_seconds",
+            "Time to handle a client event, until its ack is ready.",
+            ["namespace", "event"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "chatsio_errors",
+            "Errors answered to clients, by code and edge (socket or rest).",
+            ["code", "edge"],
+            registry=registry,
+        )
+        self.messages = Counter(
+            "chatsio_messages_stored",
+            "Messages committed to the database by this node, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "chatsio_deliveries",
+            "Sockets on this node that an event was sent to (fan-out).",
+            ["namespace", "event"],
+            registry=registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
