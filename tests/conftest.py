@@ -115,7 +115,11 @@ class Harness:
 
     async def start(self) -> Harness:
         self.server = TestServer(create_app(self.config))
-        await self.server.start_server()
+        try:
+            await self.server.start_server()
+        except BaseException:
+            await self.http.close()
+            raise
         return self
 
     async def stop(self) -> None:
