@@ -9,7 +9,7 @@ import redis.asyncio
 import socketio
 from aiohttp import web
 
-from chatsio.api import chats, files, health, identity, metrics, notifications
+from chatsio.api import chats, files, health, identity, metrics, notifications, openapi
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
 from chatsio.api.keys import config_key, metrics_key, services_key
@@ -57,7 +57,7 @@ def create_app(config: Config) -> web.Application:
     sio = create_sio(config)
     app[sio_key] = sio
     sio.attach(app)
-    for module in (identity, chats, files, notifications, health, metrics):
+    for module in (identity, chats, files, notifications, health, metrics, openapi):
         app.add_routes(module.routes)
     setup_cors(app, config.cors_origins)
     app.cleanup_ctx.append(services_ctx)

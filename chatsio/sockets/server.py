@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import socketio
+from engineio.exceptions import EngineIOError
 
 from chatsio.protocol import RESERVED_EVENTS
 
@@ -12,8 +14,8 @@ logger = logging.getLogger(__name__)
 
 
 class ChatsioServer(socketio.AsyncServer):
-    """``AsyncServer`` that ignores forged reserved events and says when a
-    namespace connection is complete.
+    """``AsyncServer`` that ignores forged reserved events, says when a
+    namespace connection is complete, and reads polling bodies whole.
 
     python-socketio dispatches a client event named ``connect`` or
     ``disconnect`` to the same handler as the real thing; here such events are
@@ -21,6 +23,17 @@ class ChatsioServer(socketio.AsyncServer):
     client before its CONNECT packet, so a namespace's ``after_connect`` hook runs
     once the connection is accepted, for the ``welcome`` event.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        translate = self.eio._async["translate_request"]
+
+        def translate_request(request):
+            environ = translate(request)
+            environ["wsgi.input"] = WholeBody(environ["wsgi.input"])
+            return environ
+
+        self.eio._async = {**self.eio._async, "translate_request": translate_request}
 
     async def _handle_event(self, eio_sid, namespace, id, data):
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
@@ -48,3 +61,24 @@ class ChatsioServer(socketio.AsyncServer):
             and self.manager.is_connected(sid, namespace)
         ):
             await after_connect(sid)
+
+
+class WholeBody:
+    """A request body stream whose ``read(n)`` returns all ``n`` bytes.
+
+    python-engineio reads a long-polling POST with one ``read(length)``, and
+    aiohttp's stream answers with only what has arrived so far: a body spread
+    over several TCP segments (a file of a few hundred KB) was cut short, and
+    the session closed on a base64 error.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    async def read(self, length: int = -1) -> bytes:
+        if length < 0:
+            return await self.stream.read()
+        try:
+            return await self.stream.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise EngineIOError("the request body ended early") from None
