@@ -16,7 +16,6 @@ from marshmallow import (
     ValidationError,
     fields,
     validate,
-    validates_schema,
 )
 
 from chatsio import protocol
@@ -167,7 +166,10 @@ class NotificationIn(InSchema):
 
 
 class MessagesQuery(InSchema):
-    """Query of ``GET /api/chats/{id}/messages``; values arrive as strings."""
+    """Query of ``GET /api/chats/{id}/messages``; values arrive as strings.
+
+    With ``after``, ``before`` is ignored, as PROTOCOL.md's table reads.
+    """
 
     before = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))
     after = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))
@@ -175,11 +177,6 @@ class MessagesQuery(InSchema):
         load_default=protocol.HISTORY_DEFAULT,
         validate=validate.Range(1, protocol.REST_PAGE_MAX),
     )
-
-    @validates_schema
-    def one_direction(self, data, **kwargs):
-        if "before" in data and "after" in data:
-            raise ValidationError("give before or after, not both", "after")
 
 
 class HistoryIn(ChatRefIn):

@@ -191,6 +191,8 @@ BAD_CREDENTIALS = [
     pytest.param({"auth": {"token": 42}}, id="token-not-a-string"),
     pytest.param({"auth": {"token": "not a token"}}, id="malformed"),
     pytest.param({"auth": {"token": "a.b.c"}}, id="three-garbage-parts"),
+    pytest.param({"auth": {"token": "\ud800abc"}}, id="lone-surrogate"),
+    pytest.param({"auth": {"token": "é.é.é"}}, id="not-ascii"),
     pytest.param(
         {"auth": {"token": forged({"sub": "alice", "exp": later(3600)}, "x" * 40)}},
         id="another-key",

@@ -771,10 +771,11 @@ async def test_messages_pages_before_after_and_limit(chatsio, tokens, chat_id):
     assert seqs(await page(after=0)) == list(range(1, 51))  # the oldest 50
     assert seqs(await page(after=0, limit=1000)) == list(range(1, 121))
     assert seqs(await page(after=120)) == []
+    # PROTOCOL.md: "with after, the oldest limit with seq > after; otherwise ..."
+    assert seqs(await page(after=5, before=3, limit=2)) == [6, 7]
 
 
 BAD_QUERIES = [
-    pytest.param({"before": "10", "after": "5"}, id="before-and-after"),
     pytest.param({"limit": "0"}, id="limit-0"),
     pytest.param({"limit": "1001"}, id="limit-1001"),
     pytest.param({"limit": "-1"}, id="limit-negative"),

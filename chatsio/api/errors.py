@@ -47,7 +47,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
         code = CODES_BY_STATUS.get(exc.status, "invalid")
-        return error_response(request, exc.status, code, exc.reason)
+        response = error_response(request, exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 names the methods that would work
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
         fault = InternalFault()
@@ -60,3 +63,5 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         raise InvalidPayload("the body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidPayload("the body is nested too deeply") from None

@@ -68,6 +68,8 @@ class Identity:
         """Return the username a token was issued to, or raise Unauthorized."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise Unauthorized("a token is required")
+        if not token.isascii():  # a JWT is ASCII; PyJWT fails on anything else
+            raise Unauthorized("the token is not valid")
         try:
             claims = jwt.decode(
                 token,
