@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
-from chatsio.protocol import CHAT, CONTROL
+from argon2 import PasswordHasher
+from conftest import PASSWORD
+
+from chatsio.api.keys import services_key
+from chatsio.app import storage_key
+from chatsio.protocol import CHAT, CONTROL, now_ms
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -59,3 +65,34 @@ async def join(peer, chat_id: str, **extra) -> dict:
     ack = await peer.call(CHAT, "join", {"id": chat_id, **extra})
     assert ack["ok"], ack
     return ack
+
+
+@functools.cache
+def password_hash() -> str:
+    """One real Argon2 hash per run: each one takes a fifth of a second."""
+    return PasswordHasher().hash(PASSWORD)
+
+
+async def fast_user(harness, name: str, *, admin: bool = False) -> str:
+    """A stored user and a token the server signed for it, without the hashing.
+
+    Registration and login themselves are tested through REST.
+    """
+    await harness.server.app[storage_key].users.create(
+        name, password_hash(), is_admin=admin, now=now_ms()
+    )
+    return harness.server.app[services_key].identity.issue(name).token
+
+
+async def store_messages(harness, chat_id: str, sender: str, count: int) -> None:
+    """Fill a chat quickly, straight through storage: texts m1, m2, ..."""
+    messages = harness.server.app[storage_key].messages
+    for n in range(1, count + 1):
+        await messages.append(
+            chat_id,
+            kind="message",
+            text=f"m{n}",
+            sender=sender,
+            client_id=None,
+            now=now_ms(),
+        )

@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import assert_message_shape, error_code, join, say, start_chat
+from helpers import (
+    assert_message_shape,
+    error_code,
+    join,
+    say,
+    start_chat,
+    store_messages,
+)
 
-from chatsio.app import storage_key
-from chatsio.protocol import CHAT, CONTROL, now_ms
+from chatsio.protocol import CHAT, CONTROL
 
 
 @pytest.fixture
@@ -21,20 +27,6 @@ async def pair(chatsio):
     await join(alice, chat["id"])
     await join(bob, chat["id"])
     return alice, bob, chat["id"], alice_token
-
-
-async def store_messages(chatsio, chat_id: str, sender: str, count: int) -> None:
-    """Fill a chat quickly, straight through storage."""
-    messages = chatsio.server.app[storage_key].messages
-    for n in range(count):
-        await messages.append(
-            chat_id,
-            kind="message",
-            text=f"m{n}",
-            sender=sender,
-            client_id=None,
-            now=now_ms(),
-        )
 
 
 async def test_notify_goes_to_the_room_but_not_the_sending_socket(chatsio, pair):

@@ -9,17 +9,14 @@ credentials, on either transport, nor read the REST API; ``Origin: null``
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
 
 import pytest
 import socketio
-from argon2 import PasswordHasher
-from conftest import PASSWORD, TIMEOUT, Harness, Peer
+from conftest import TIMEOUT, Harness, Peer
+from helpers import fast_user
 
-from chatsio.api.keys import services_key
-from chatsio.app import storage_key
-from chatsio.protocol import CHAT, CONTROL, now_ms
+from chatsio.protocol import CHAT, CONTROL
 
 APP = "https://app.example"
 EVIL = "https://evil.example"
@@ -28,19 +25,6 @@ TRANSPORTS = [
     pytest.param(["polling"], id="polling"),
     pytest.param(["websocket"], id="websocket"),
 ]
-
-
-@functools.cache
-def password_hash() -> str:
-    return PasswordHasher().hash(PASSWORD)
-
-
-async def fast_user(harness: Harness, name: str) -> str:
-    """A stored user and a token the server signed for it, without the hashing."""
-    await harness.server.app[storage_key].users.create(
-        name, password_hash(), is_admin=False, now=now_ms()
-    )
-    return harness.server.app[services_key].identity.issue(name).token
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ connection stays open. REST: the bytes, members of its chat only, as an attachme
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import os
@@ -21,28 +20,19 @@ from urllib.parse import urljoin
 
 import pytest
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
-from argon2 import PasswordHasher
-from conftest import PASSWORD, TIMEOUT, Harness, Peer, tracebacks
-from helpers import assert_message_shape, error_code, join, say, start_chat
+from conftest import TIMEOUT, Harness, Peer, tracebacks
+from helpers import (
+    assert_message_shape,
+    error_code,
+    fast_user,
+    join,
+    say,
+    start_chat,
+)
 
-from chatsio.api.keys import services_key
-from chatsio.app import storage_key
-from chatsio.protocol import CHAT, CONTROL, now_ms
+from chatsio.protocol import CHAT, CONTROL
 
 UNKNOWN_ID = "0b5d2a4e-8f6b-4c1e-9a57-3d2f1e0c9b8a"
-
-
-@functools.cache
-def password_hash() -> str:
-    return PasswordHasher().hash(PASSWORD)
-
-
-async def fast_user(harness: Harness, name: str) -> str:
-    """A stored user and a token the server signed for it, without the hashing."""
-    await harness.server.app[storage_key].users.create(
-        name, password_hash(), is_admin=False, now=now_ms()
-    )
-    return harness.server.app[services_key].identity.issue(name).token
 
 
 class Room:

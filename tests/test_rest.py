@@ -9,7 +9,6 @@ socket in the room, since a REST call has no sending socket to skip.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,23 +17,22 @@ from typing import Any
 
 import jwt
 import pytest
-from argon2 import PasswordHasher
 from conftest import PASSWORD, Harness, tracebacks
 from helpers import (
     ISO_MS,
     assert_chat_shape,
     assert_message_shape,
     error_code,
+    fast_user,
     join,
     say,
     start_chat,
+    store_messages,
 )
 from multidict import CIMultiDictProxy
 
-from chatsio.api.keys import services_key
-from chatsio.app import storage_key
 from chatsio.config import Config
-from chatsio.protocol import CHAT, CONTROL, now_ms
+from chatsio.protocol import CHAT, CONTROL
 
 SECRET = "rest-tests-" + "k" * 32
 NO_BODY = object()
@@ -109,23 +107,6 @@ def assert_ok(reply: Reply, status: int = 200) -> Any:
     return reply.body
 
 
-@functools.cache
-def password_hash() -> str:
-    """One real Argon2 hash for the module: each one takes a fifth of a second."""
-    return PasswordHasher().hash(PASSWORD)
-
-
-async def fast_user(harness: Harness, name: str, *, admin: bool = False) -> str:
-    """A stored user and a token the server signed for it, without the hashing.
-
-    Registration and login themselves are tested below through REST.
-    """
-    await harness.server.app[storage_key].users.create(
-        name, password_hash(), is_admin=admin, now=now_ms()
-    )
-    return harness.server.app[services_key].identity.issue(name).token
-
-
 async def make_admin(harness: Harness, name: str = "root") -> str:
     """An admin user, as `chatsio createuser --admin` makes one; its token."""
     return await fast_user(harness, name, admin=True)
@@ -140,20 +121,6 @@ async def each(cases: list, check) -> None:
         except AssertionError as exc:
             failures.append(f"[{case.id}] {exc}")
     assert not failures, "\n".join(failures)
-
-
-async def store_messages(harness: Harness, chat_id: str, sender: str, count: int):
-    """Fill a chat quickly, straight through storage."""
-    messages = harness.server.app[storage_key].messages
-    for n in range(1, count + 1):
-        await messages.append(
-            chat_id,
-            kind="message",
-            text=f"m{n}",
-            sender=sender,
-            client_id=None,
-            now=now_ms(),
-        )
 
 
 def seqs(messages: list[dict]) -> list[int]:
