@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio
-import socketio
 from aiohttp import web
 
-from chatsio.api import chats, files, health, identity, metrics, notifications, openapi
+from chatsio.api import (
+    chats,
+    files,
+    health,
+    identity,
+    metrics,
+    notifications,
+    openapi,
+)
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
 from chatsio.api.keys import config_key, metrics_key, services_key
 from chatsio.config import Config
 from chatsio.metrics import Metrics
-from chatsio.protocol import CHAT, CONTROL
+from chatsio.protocol import CHAT, CONTROL, KIND_NOTIFICATION, NOTIFY, iso, now_ms
 from chatsio.services import create_services
+from chatsio.sockets.bus import RedisBus
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
 from chatsio.sockets.emitter import MeteredEmitter
@@ -31,7 +39,7 @@ storage_key = web.AppKey("storage", Storage)
 
 
 def create_sio(config: Config) -> ChatsioServer:
-    manager = socketio.AsyncRedisManager(config.redis_url) if config.redis_url else None
+    manager = RedisBus(config.redis_url) if config.redis_url else None
     return ChatsioServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -57,10 +65,19 @@ def create_app(config: Config) -> web.Application:
     sio = create_sio(config)
     app[sio_key] = sio
     sio.attach(app)
-    for module in (identity, chats, files, notifications, health, metrics, openapi):
+    for module in (
+        identity,
+        chats,
+        files,
+        notifications,
+        health,
+        metrics,
+        openapi,
+    ):
         app.add_routes(module.routes)
     setup_cors(app, config.cors_origins)
     app.cleanup_ctx.append(services_ctx)
+    app.on_shutdown.append(close_sockets)
     return app
 
 
@@ -69,26 +86,44 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     config, sio, metrics = app[config_key], app[sio_key], app[metrics_key]
     storage = await open_storage(config.database_url)
     app[storage_key] = storage
-    redis_client = (
-        redis.asyncio.from_url(config.redis_url) if config.redis_url else None
-    )
+    bus = sio.manager if isinstance(sio.manager, RedisBus) else None
     services = await create_services(
         storage,
         MeteredEmitter(sio, metrics),
         config,
         metrics,
-        redis_probe=redis_client.ping if redis_client else None,
+        redis_probe=bus.probe if bus else None,
     )
     app[services_key] = services
     allowance = Allowance(config.rate_limit, config.rate_burst)
     for namespace, handler in ((CONTROL, ControlNamespace), (CHAT, ChatNamespace)):
         sio.register_namespace(handler(namespace, services, allowance, metrics))
     logger.info("database ready: %s", storage.engine.url.render_as_string())
+    if bus:
+        await bus.start(within=2.0)
     yield
-    await sio.shutdown()
-    if redis_client:
-        await redis_client.aclose()
+    if bus:
+        await bus.aclose()
     await storage.close()
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown: tell this node's sockets, then close them.
+
+    Runs after the listener stopped accepting and before the handlers are
+    cancelled, so clients hear why they are being disconnected and reconnect
+    (to another node, behind a balancer).
+    """
+    sio = app[sio_key]
+    notice = {
+        "kind": KIND_NOTIFICATION,
+        "text": "this server is restarting; reconnecting",
+        "id": None,
+        "ts": iso(now_ms()),
+    }
+    with contextlib.suppress(Exception):
+        await sio.emit(NOTIFY, notice, namespace=CONTROL, ignore_queue=True)
+    await sio.shutdown()
 
 
 def socket_origins(origins: tuple[str, ...]) -> list[str] | str | None:

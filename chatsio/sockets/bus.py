@@ -1,0 +1,243 @@
+"""Cross-node fan-out over Redis that degrades instead of stalling.
+
+python-socketio's ``AsyncRedisManager`` publishes in the emitting task (an ack
+waits on Redis, up to 10 s when Redis hangs), retries its subscription with a
+backoff that grows to 60 s, logs every failed emit, and grows its connection
+pool under a hung Redis. ``RedisBus`` keeps the manager's room logic and wire
+format and replaces the two Redis paths:
+
+- publishing: emits go into a bounded in-process queue that one task drains in
+  order, pipelined, each batch bounded by PUBLISH_TIMEOUT. An ack never waits on
+  Redis. While Redis is down batches are dropped (the database has every
+  message; clients recover them with ``join`` + ``since``).
+- listening: one pub/sub connection, pinged every PING_EVERY; silence for
+  SILENCE_LIMIT counts as down. Resubscription is retried every RETRY_EVERY,
+  and a watchdog restarts the listener task if it ever ends.
+
+Each failure is logged once when it starts and once when it clears; ``probe``
+tells the health check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from urllib.parse import urlparse
+
+import socketio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from socketio.redis_manager import parse_redis_sentinel_url
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 1.0
+PING_EVERY = 1.0
+SILENCE_LIMIT = 3.0
+RETRY_EVERY = 0.5
+WATCH_EVERY = 1.0
+CLOSE_TIMEOUT = 1.0
+OUTBOX_MAX = 10_000
+BATCH_MAX = 256
+TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+CLIENT_OPTIONS = {
+    **TIMEOUTS,
+    "retry": Retry(NoBackoff(), 0),  # the loops below do the retrying
+    "max_connections": 4,  # publisher, probe, one spare; pub/sub has its own
+}
+
+
+class RedisUnavailable(ConnectionError):
+    """Redis is not serving this node's publish or subscribe path."""
+
+
+class RedisBus(socketio.AsyncRedisManager):
+    name = "chatsio-redis"
+
+    def __init__(self, url: str, *, write_only: bool = False) -> None:
+        super().__init__(url, channel="chatsio", write_only=write_only)
+        self.outbox: asyncio.Queue[dict] = asyncio.Queue(OUTBOX_MAX)
+        self.publisher: asyncio.Task | None = None
+        self.watchdog: asyncio.Task | None = None
+        self.client = None
+        self.faults: dict[str, str] = {}
+        self.listening = asyncio.Event()  # set while subscribed
+        self.dropped = 0
+
+    # -- health ---------------------------------------------------------------
+
+    def fault(self, path: str, cause: BaseException | str) -> None:
+        """Record that ``path`` (publish or listen) fails; log when it starts."""
+        text = str(cause) or type(cause).__name__
+        if path not in self.faults:
+            logger.error(
+                "redis %s failing (%s): cross-node delivery is degraded; "
+                "this node keeps serving its own sockets",
+                path,
+                text,
+            )
+        self.faults[path] = text
+
+    def recovered(self, path: str) -> None:
+        if self.faults.pop(path, None) is not None:
+            logger.warning("redis %s working again", path)
+
+    async def probe(self) -> None:
+        """Raise unless both paths work and Redis answers a PING within 1 s."""
+        if self.faults:
+            raise RedisUnavailable(
+                "; ".join(f"{k}: {v}" for k, v in self.faults.items())
+            )
+        if not self.write_only and not self.listening.is_set():
+            raise RedisUnavailable("not subscribed")
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await self._publish_client().ping()
+
+    # -- publishing -----------------------------------------------------------
+
+    async def _publish(self, data: dict) -> None:
+        if self.publisher is None or self.publisher.done():
+            self.publisher = asyncio.create_task(self._drain_outbox())
+        if self.outbox.full():
+            self.outbox.get_nowait()  # the oldest goes: recoverable from the database
+            self.outbox.task_done()
+            self.dropped += 1
+        self.outbox.put_nowait(data)
+
+    async def _drain_outbox(self) -> None:
+        while True:
+            batch = [await self.outbox.get()]
+            while len(batch) < BATCH_MAX and not self.outbox.empty():
+                batch.append(self.outbox.get_nowait())
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.dropped += len(batch)
+                self.fault("publish", exc)
+                await self._reset_publish_client()
+            else:
+                self.recovered("publish")
+            finally:
+                for _ in batch:
+                    self.outbox.task_done()
+
+    async def _send(self, batch: list[dict]) -> None:
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            pipe = self._publish_client().pipeline(transaction=False)
+            for message in batch:
+                pipe.publish(self.channel, self.json.dumps(message))
+            await pipe.execute()
+
+    def _publish_client(self):
+        if self.client is None:
+            self.client = self._new_client()
+        return self.client
+
+    async def _reset_publish_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await close_quietly(client)
+
+    async def flush(self, within: float) -> bool:
+        """Wait until every queued emit was handed to Redis or dropped."""
+        try:
+            async with asyncio.timeout(within):
+                await self.outbox.join()
+        except TimeoutError:
+            return False
+        return not self.faults
+
+    # -- listening ------------------------------------------------------------
+
+    def initialize(self) -> None:
+        super().initialize()  # starts self.thread, the stock dispatch loop
+        if not self.write_only:
+            self.watchdog = self.server.start_background_task(self._watch)
+
+    async def start(self, within: float) -> None:
+        """Subscribe now rather than at the first connection, as python-socketio
+        would; wait up to ``within`` seconds, then go on degraded if need be."""
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.listening.wait()
+
+    async def _watch(self) -> None:
+        """Restart the listener task if it ever ends, whatever ended it."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            if self.thread.done():
+                self.listening.clear()
+                self.fault("listen", "the listener task stopped")
+                self.thread = self.server.start_background_task(self._thread)
+
+    async def _listen(self):
+        channel = self.channel.encode()
+        while True:
+            client = self._new_client()
+            pubsub = client.pubsub()
+            try:
+                async for message in self._receive(pubsub):
+                    if message["type"] == "message" and message["channel"] == channel:
+                        yield message["data"]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.fault("listen", exc)
+            finally:
+                self.listening.clear()
+                await close_quietly(pubsub)
+                await close_quietly(client)
+            await asyncio.sleep(RETRY_EVERY)
+
+    async def _receive(self, pubsub):
+        """Messages from one subscription, until Redis errs or falls silent."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await pubsub.subscribe(self.channel)
+        self.listening.set()
+        self.recovered("listen")
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=PING_EVERY)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                yield message
+            if now - heard > SILENCE_LIMIT:
+                raise RedisUnavailable(f"no answer for {SILENCE_LIMIT:.0f} s")
+            if now - pinged >= PING_EVERY:
+                pinged = now
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await pubsub.ping()
+
+    # -- shared ---------------------------------------------------------------
+
+    def _new_client(self):
+        module = self._get_redis_module()
+        if urlparse(self.redis_url).scheme.endswith("+sentinel"):
+            sentinels, service, options = parse_redis_sentinel_url(self.redis_url)
+            sentinel = module.sentinel.Sentinel(sentinels, **TIMEOUTS)
+            return sentinel.master_for(service or self.channel, **TIMEOUTS, **options)
+        return module.Redis.from_url(self.redis_url, **CLIENT_OPTIONS)
+
+    async def aclose(self) -> None:
+        """Stop every task and close every connection (the stock manager can't)."""
+        listener = getattr(self, "thread", None)  # set by initialize(), if run
+        tasks = [t for t in (self.watchdog, listener, self.publisher) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._reset_publish_client()
+
+
+async def close_quietly(resource) -> None:
+    """Close a Redis client or pub/sub, giving up after CLOSE_TIMEOUT."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await resource.aclose()
