@@ -12,8 +12,11 @@ from aiohttp import web
 from chatsio.app import create_app
 from chatsio.config import LOG_LEVELS, Config, load_config, logging_level
 from chatsio.errors import ChatsioError, ConfigError
-from chatsio.schemas import credentials_in, load
-from chatsio.services import create_identity
+from chatsio.metrics import Metrics
+from chatsio.schemas import credentials_in, load, notification_in
+from chatsio.services import create_identity, create_services
+from chatsio.services.notifications import broadcast
+from chatsio.sockets.bus import RedisBus
 from chatsio.storage import open_storage
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -28,6 +31,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", help="port to listen on (PORT, default 8080)")
     serve.add_argument("--database-url", help="database URL (DATABASE_URL)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="(CHATSIO_LOG_LEVEL)")
+
+    notify = commands.add_parser(
+        "notify", help="send a system notification through Redis (REDIS_URL)"
+    )
+    notify.add_argument("text")
+    notify.add_argument("--chat", help="store it in this chat (needs DATABASE_URL)")
+    notify.add_argument("--database-url", help="database URL (DATABASE_URL)")
 
     createuser = commands.add_parser("createuser", help="add a user")
     createuser.add_argument("name")
@@ -52,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging_level(config), format=LOG_FORMAT)
     if args.command == "serve":
         return serve(config)
+    if args.command == "notify":
+        return asyncio.run(notify(config, args.text, args.chat))
     return asyncio.run(create_user(config, args.name, args.password, args.admin))
 
 
@@ -62,6 +74,9 @@ def serve(config: Config) -> int:
         host=config.host,
         port=config.port,
         print=lambda text: logging.getLogger("chatsio").info(text.strip()),
+        # Past this, handlers still running (a stalled upload) are cancelled,
+        # so SIGTERM always ends the process within about 10 s.
+        shutdown_timeout=5.0,
     )
     return 0
 
@@ -79,3 +94,40 @@ async def create_user(config: Config, name: str, password: str, admin: bool) -> 
         await storage.close()
     print(f"created user {name}{' (admin)' if admin else ''}")
     return 0
+
+
+async def notify(config: Config, text: str, chat_id: str | None) -> int:
+    """Publish a notice to every node's sockets; with a chat, store it there too."""
+    if not config.redis_url:
+        print("chatsio: REDIS_URL: required to reach the servers", file=sys.stderr)
+        return 2
+    try:
+        request = load(notification_in, {"text": text, "id": chat_id})
+    except ChatsioError as exc:
+        print(f"chatsio: {exc.message} {exc.fields}", file=sys.stderr)
+        return 2
+    bus = RedisBus(config.redis_url, write_only=True)
+    try:
+        if request["id"] is None:
+            await broadcast(bus, request["text"])
+        else:
+            await notify_chat(config, bus, request["id"], request["text"])
+        if not await bus.flush(within=3.0):
+            print("chatsio: could not reach Redis; nothing was sent", file=sys.stderr)
+            return 1
+    except ChatsioError as exc:
+        print(f"chatsio: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await bus.aclose()
+    print("sent")
+    return 0
+
+
+async def notify_chat(config: Config, bus: RedisBus, chat_id: str, text: str) -> None:
+    storage = await open_storage(config.database_url)
+    try:
+        services = await create_services(storage, bus, config, Metrics())
+        await services.notifications.to_chat(chat_id, text)
+    finally:
+        await storage.close()

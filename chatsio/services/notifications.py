@@ -15,9 +15,7 @@ class NotificationService:
 
     async def broadcast(self, text: str) -> dict:
         """Send a global notice to every /control socket on every node."""
-        sent = notice(text, None, now_ms())
-        await self.emitter.emit(NOTIFY, sent, namespace=CONTROL)
-        return sent
+        return await broadcast(self.emitter, text)
 
     async def to_chat(self, chat_id: str, text: str) -> Message:
         """Store a notice in a chat, send it to the room and to members' devices."""
@@ -30,6 +28,13 @@ class NotificationService:
             room=[user_room(name) for name in chat.members],
         )
         return message
+
+
+async def broadcast(emitter: Emitter, text: str) -> dict:
+    """A global notice; needs no database, so ``chatsio notify`` can send it."""
+    sent = notice(text, None, now_ms())
+    await emitter.emit(NOTIFY, sent, namespace=CONTROL)
+    return sent
 
 
 def notice(text: str, chat_id: str | None, ts: int) -> dict:
