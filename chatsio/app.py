@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -33,6 +34,8 @@ from chatsio.sockets.server import ChatsioServer
 from chatsio.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_NOTICE_TIMEOUT = 3.0
 
 sio_key = web.AppKey("sio", ChatsioServer)
 storage_key = web.AppKey("storage", Storage)
@@ -112,7 +115,8 @@ async def close_sockets(app: web.Application) -> None:
 
     Runs after the listener stopped accepting and before the handlers are
     cancelled, so clients hear why they are being disconnected and reconnect
-    (to another node, behind a balancer).
+    (to another node, behind a balancer). Bounded: a client that does not read
+    (a stalled polling session) cannot hold the shutdown.
     """
     sio = app[sio_key]
     notice = {
@@ -122,7 +126,10 @@ async def close_sockets(app: web.Application) -> None:
         "ts": iso(now_ms()),
     }
     with contextlib.suppress(Exception):
-        await sio.emit(NOTIFY, notice, namespace=CONTROL, ignore_queue=True)
+        async with asyncio.timeout(SHUTDOWN_NOTICE_TIMEOUT):
+            await sio.emit(NOTIFY, notice, namespace=CONTROL, ignore_queue=True)
+            if sio.eio.sockets:
+                await sio.eio.disconnect()  # every client of this node
     await sio.shutdown()
 
 

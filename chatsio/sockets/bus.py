@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import socketio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,13 @@ class RedisBus(socketio.AsyncRedisManager):
         if not self.write_only and not self.listening.is_set():
             raise RedisUnavailable("not subscribed")
         async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await self._publish_client().ping()
+            try:
+                await self._publish_client().ping()
+            except (RedisError, OSError):
+                # An idle client may hold a connection from before a Redis
+                # restart: one fresh try before calling Redis down.
+                await self._reset_publish_client()
+                await self._publish_client().ping()
 
     # -- publishing -----------------------------------------------------------
 

@@ -20,7 +20,16 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=1, max_overflow=0)
         configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,  # a connection that died with the server is replaced
+        pool_size=10,
+        max_overflow=20,
+        # Fail fast when PostgreSQL is unreachable: events answer internal
+        # within about two seconds instead of hanging.
+        pool_timeout=2.0,
+        connect_args={"timeout": 2.0, "command_timeout": 10.0},
+    )
 
 
 def configure_sqlite(engine: AsyncEngine) -> None:
