@@ -337,3 +337,31 @@ async def stalled_upload(node: Node):
     )
     await writer.drain()
     return writer
+
+
+async def test_a_dead_listener_task_is_restarted(redis_server, make_config, caplog):
+    """In process, to kill the listener task itself rather than its connection."""
+    from conftest import Harness
+
+    from chatsio.app import sio_key
+
+    harness = await Harness(make_config(redis_url=redis_server.url)).start()
+    try:
+        bus = harness.server.app[sio_key].manager
+        dead = bus.thread
+        dead.cancel()
+
+        async def health():
+            async with harness.http.get(harness.url + "/api/health") as response:
+                return (await response.json())["redis"]
+
+        await wait_until(lambda: _is(health(), "down"), within=2)  # health shows it
+        await wait_until(lambda: _is(health(), "ok"), within=RECOVERY)
+        assert bus.thread is not dead and not bus.thread.done()
+        assert "the listener task stopped" in caplog.text
+    finally:
+        await harness.close()
+
+
+async def _is(answer, expected) -> bool:
+    return await answer == expected
