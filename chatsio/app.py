@@ -20,6 +20,7 @@ from chatsio.api import (
 )
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
+from chatsio.api.forwarded import forwarded_for
 from chatsio.api.keys import config_key, metrics_key, services_key
 from chatsio.config import Config
 from chatsio.metrics import Metrics
@@ -62,7 +63,10 @@ def create_sio(config: Config) -> ChatsioServer:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    middlewares = [error_middleware]
+    if config.trusted_proxies:
+        middlewares.insert(0, forwarded_for(config.trusted_proxies))
+    app = web.Application(middlewares=middlewares)
     app[config_key] = config
     app[metrics_key] = Metrics()
     sio = create_sio(config)

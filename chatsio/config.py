@@ -6,6 +6,7 @@ A bad value raises ConfigError with a one-line message naming the setting.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ class Config:
     registration_open: bool = True
     max_file_bytes: int = 5 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -113,6 +115,14 @@ def origins(raw: str) -> tuple[str, ...]:
     return found
 
 
+def networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, e.g. ``127.0.0.1,10.0.0.0/8``."""
+    found = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in found:
+        ipaddress.ip_network(item, strict=False)  # ValueError names the bad one
+    return found
+
+
 def log_level(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered not in LOG_LEVELS:
@@ -145,6 +155,7 @@ SETTINGS = (
     Setting("registration_open", "CHATSIO_REGISTRATION_OPEN", boolean),
     Setting("max_file_bytes", "CHATSIO_MAX_FILE_BYTES", bounded_int(1, 100 * 2**20)),
     Setting("cors_origins", "CHATSIO_CORS_ORIGINS", origins),
+    Setting("trusted_proxies", "CHATSIO_TRUSTED_PROXIES", networks),
     Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
 )
 SETTINGS_BY_FIELD = {setting.field: setting for setting in SETTINGS}

@@ -70,14 +70,26 @@ class BaseNamespace(socketio.AsyncNamespace):
         try:
             user = self.services.identity.authenticate(token_from(auth, environ))
         except Unauthorized as exc:
-            logger.info("refused %s on %s: %s", sid, self.namespace, exc.message)
+            logger.info(
+                "refused %s on %s from %s: %s",
+                sid,
+                self.namespace,
+                environ.get("REMOTE_ADDR"),
+                exc.message,
+            )
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, exc.to_dict()
             ) from None
         self.connections[sid] = Connection(user, TokenBucket(self.allowance))
         await self.authenticated(sid, user)
         self.metrics.sockets.labels(self.namespace).inc()
-        logger.info("connect %s sid=%s user=%s", self.namespace, sid, user)
+        logger.info(
+            "connect %s sid=%s user=%s addr=%s",
+            self.namespace,
+            sid,
+            user,
+            environ.get("REMOTE_ADDR"),
+        )
 
     async def authenticated(self, sid: str, user: str) -> None:
         """Hook for the namespace: runs before the connection is accepted."""

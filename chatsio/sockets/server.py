@@ -31,6 +31,9 @@ class ChatsioServer(socketio.AsyncServer):
         def translate_request(request):
             environ = translate(request)
             environ["wsgi.input"] = WholeBody(environ["wsgi.input"])
+            # engineio puts 127.0.0.1 here; the peer (or, behind trusted
+            # proxies, the client they name) is what a log line wants.
+            environ["REMOTE_ADDR"] = request.remote or ""
             return environ
 
         self.eio._async = {**self.eio._async, "translate_request": translate_request}
