@@ -17,10 +17,12 @@ from chatsio.api import (
     metrics,
     notifications,
     openapi,
+    pages,
 )
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware
 from chatsio.api.forwarded import forwarded_for
+from chatsio.api.headers import add_security_headers
 from chatsio.api.keys import config_key, metrics_key, services_key
 from chatsio.config import Config
 from chatsio.metrics import Metrics
@@ -80,9 +82,11 @@ def create_app(config: Config) -> web.Application:
         health,
         metrics,
         openapi,
+        pages,
     ):
         app.add_routes(module.routes)
     setup_cors(app, config.cors_origins)
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(services_ctx)
     app.on_shutdown.append(close_sockets)
     return app
@@ -102,7 +106,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         redis_probe=bus.probe if bus else None,
     )
     app[services_key] = services
-    allowance = Allowance(config.rate_limit, config.rate_burst)
+    allowance = Allowance(
+        config.rate_limit,
+        config.rate_burst,
+        connections_per_user=config.max_connections_per_user,
+    )
     for namespace, handler in ((CONTROL, ControlNamespace), (CHAT, ChatNamespace)):
         sio.register_namespace(handler(namespace, services, allowance, metrics))
     logger.info("database ready: %s", storage.engine.url.render_as_string())
@@ -129,11 +137,18 @@ async def close_sockets(app: web.Application) -> None:
         "id": None,
         "ts": iso(now_ms()),
     }
+    sockets = list(sio.eio.sockets.values())
     with contextlib.suppress(Exception):
         async with asyncio.timeout(SHUTDOWN_NOTICE_TIMEOUT):
             await sio.emit(NOTIFY, notice, namespace=CONTROL, ignore_queue=True)
-            if sio.eio.sockets:
-                await sio.eio.disconnect()  # every client of this node
+            if sockets:
+                await sio.eio.disconnect()  # sends each client its CLOSE packet
+    # A WebSocket stays open until its client closes it, which clients do not
+    # do on a CLOSE packet; end them, now that the notice and CLOSE went out.
+    for socket in sockets:
+        websocket = getattr(socket, "websocket", None)
+        if websocket is not None:
+            websocket.abort()
     await sio.shutdown()
 
 

@@ -29,6 +29,7 @@ class Config:
     token_ttl: int = 24 * 3600
     rate_limit: float = 20.0
     rate_burst: int = 50
+    max_connections_per_user: int = 20
     registration_open: bool = True
     max_file_bytes: int = 5 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
@@ -152,6 +153,11 @@ SETTINGS = (
     Setting("token_ttl", "CHATSIO_TOKEN_TTL", bounded_int(60, 90 * 24 * 3600)),
     Setting("rate_limit", "CHATSIO_RATE_LIMIT", bounded_float(0.1, 100_000)),
     Setting("rate_burst", "CHATSIO_RATE_BURST", bounded_int(1, 1_000_000)),
+    Setting(
+        "max_connections_per_user",
+        "CHATSIO_MAX_CONNECTIONS_PER_USER",
+        bounded_int(1, 100_000),
+    ),
     Setting("registration_open", "CHATSIO_REGISTRATION_OPEN", boolean),
     Setting("max_file_bytes", "CHATSIO_MAX_FILE_BYTES", bounded_int(1, 100 * 2**20)),
     Setting("cors_origins", "CHATSIO_CORS_ORIGINS", origins),

@@ -103,8 +103,9 @@ class Peer:
 class Harness:
     """A running chatsio server plus helpers to make users and devices."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, port: int | None = None) -> None:
         self.config = config
+        self.port = port  # None: an ephemeral port
         self.server: TestServer | None = None
         self.peers: list[Peer] = []
         self.http = aiohttp.ClientSession()
@@ -114,7 +115,7 @@ class Harness:
         return str(self.server.make_url("")).rstrip("/")
 
     async def start(self) -> Harness:
-        self.server = TestServer(create_app(self.config))
+        self.server = TestServer(create_app(self.config), port=self.port)
         try:
             await self.server.start_server()
         except BaseException:

@@ -20,7 +20,14 @@ from chatsio.protocol import CHAT
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Routes that take no token (PROTOCOL.md, Identity).
-PUBLIC = {"/api/users", "/api/tokens", "/api/health", "/api/openapi.json", "/metrics"}
+PUBLIC = {
+    "/",
+    "/api/users",
+    "/api/tokens",
+    "/api/health",
+    "/api/openapi.json",
+    "/metrics",
+}
 EXAMPLES_PER_OPERATION = 25
 SCHEMATHESIS_TIMEOUT = 120
 
@@ -42,11 +49,12 @@ def documented(spec: dict) -> set[tuple[str, str]]:
 
 
 def served(app) -> set[tuple[str, str]]:
-    """Every route but Socket.IO's; HEAD comes with each GET (aiohttp's allow_head)."""
+    """Every route but Socket.IO's and the static files'; HEAD comes with each
+    GET (aiohttp's allow_head)."""
     return {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
-        if not route.resource.canonical.startswith("/socket.io/")
+        if not route.resource.canonical.startswith(("/socket.io/", "/static"))
         and route.method != "HEAD"
     }
 

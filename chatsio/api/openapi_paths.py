@@ -215,6 +215,14 @@ def service_paths() -> dict:
                 "metrics", "Prometheus metrics", {"200": metrics}, token=False
             )
         },
+        "/": {
+            "get": operation(
+                "page",
+                "The demo page (its scripts and styles are under /static/)",
+                {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                token=False,
+            )
+        },
         "/api/openapi.json": {
             "get": operation(
                 "openapi",

@@ -66,6 +66,10 @@ class Identity:
 
     def authenticate(self, token: object) -> str:
         """Return the username a token was issued to, or raise Unauthorized."""
+        return self.verify(token).username
+
+    def verify(self, token: object) -> Token:
+        """The token's user and expiry, or Unauthorized."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise Unauthorized("a token is required")
         if not token.isascii():  # a JWT is ASCII; PyJWT fails on anything else
@@ -84,7 +88,7 @@ class Identity:
         username = claims["sub"]
         if not isinstance(username, str):
             raise Unauthorized("the token is not valid")
-        return username
+        return Token(token, username, int(claims["exp"]) * 1000)
 
     async def is_admin(self, username: str) -> bool:
         user = await self.users.get(username)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 class Connection:
     user: str
     bucket: TokenBucket
+    expiry: asyncio.TimerHandle | None = None
+    strikes: int = 0  # events refused in a row for going over the allowance
 
 
 def ok(**fields: Any) -> dict:
@@ -68,8 +71,9 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         try:
-            user = self.services.identity.authenticate(token_from(auth, environ))
-        except Unauthorized as exc:
+            token = self.services.identity.verify(token_from(auth, environ))
+            self.check_capacity(token.username)
+        except ChatsioError as exc:
             logger.info(
                 "refused %s on %s from %s: %s",
                 sid,
@@ -80,7 +84,10 @@ class BaseNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, exc.to_dict()
             ) from None
-        self.connections[sid] = Connection(user, TokenBucket(self.allowance))
+        user = token.username
+        connection = Connection(user, TokenBucket(self.allowance))
+        self.connections[sid] = connection
+        connection.expiry = self.end_at_expiry(sid, token.expires_at)
         await self.authenticated(sid, user)
         self.metrics.sockets.labels(self.namespace).inc()
         logger.info(
@@ -91,6 +98,34 @@ class BaseNamespace(socketio.AsyncNamespace):
             environ.get("REMOTE_ADDR"),
         )
 
+    def check_capacity(self, user: str) -> None:
+        """Refuse one more connection of a user who holds the maximum already."""
+        held = sum(1 for c in self.connections.values() if c.user == user)
+        if held >= self.allowance.connections_per_user:
+            raise RateLimited(
+                f"too many connections: at most "
+                f"{self.allowance.connections_per_user} per user"
+            )
+
+    def end_at_expiry(self, sid: str, expires_at: int) -> asyncio.TimerHandle:
+        """Disconnect the socket when its token expires."""
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at / 1000 - time.time())
+        return loop.call_later(
+            delay, self.server.start_background_task, self.drop, sid, "token expired"
+        )
+
+    async def drop(self, sid: str, why: str) -> None:
+        connection = self.connections.get(sid)
+        logger.info(
+            "disconnecting %s sid=%s user=%s: %s",
+            self.namespace,
+            sid,
+            connection and connection.user,
+            why,
+        )
+        await self.disconnect(sid)
+
     async def authenticated(self, sid: str, user: str) -> None:
         """Hook for the namespace: runs before the connection is accepted."""
 
@@ -99,6 +134,8 @@ class BaseNamespace(socketio.AsyncNamespace):
         user = connection.user if connection else None
         if connection:
             self.metrics.sockets.labels(self.namespace).dec()
+            if connection.expiry:
+                connection.expiry.cancel()
         logger.info(
             "disconnect %s sid=%s user=%s reason=%s", self.namespace, sid, user, reason
         )
@@ -121,6 +158,14 @@ class BaseNamespace(socketio.AsyncNamespace):
             self.metrics.errors.labels(outcome, "socket").inc()
         return reply
 
+    def strike(self, sid: str, connection: Connection) -> None:
+        """Count a refused event; a connection that will not slow down goes."""
+        connection.strikes += 1
+        if connection.strikes == self.allowance.flood_strikes:
+            self.server.start_background_task(
+                self.drop, sid, "kept flooding after rate_limited answers"
+            )
+
     async def dispatch(
         self, handler: Any, event: str, sid: str, payloads: tuple
     ) -> dict:
@@ -130,7 +175,9 @@ class BaseNamespace(socketio.AsyncNamespace):
             if connection is None:
                 raise Unauthorized("not connected")
             if not connection.bucket.take():
+                self.strike(sid, connection)
                 raise RateLimited("over the allowance of events per second")
+            connection.strikes = 0
             if handler is None:
                 raise InvalidPayload(f"unknown event {event!r}")
             if len(payloads) != 1:
@@ -139,7 +186,8 @@ class BaseNamespace(socketio.AsyncNamespace):
                 )
             return ok(**await handler(sid, connection.user, payloads[0]))
         except ChatsioError as exc:
-            log_error(self.namespace, event, sid, connection, exc)
+            if not (connection and connection.strikes > 1):  # one line per flood
+                log_error(self.namespace, event, sid, connection, exc)
             return failure(exc)
         except Exception:
             logger.exception(

@@ -1,4 +1,4 @@
-"""A token bucket: the per-connection event allowance."""
+"""What one connection may do: its event allowance, and the connection caps."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from dataclasses import dataclass
 class Allowance:
     rate: float  # events per second, refilled continuously
     burst: int  # events that may be sent at once after a quiet spell
+    connections_per_user: int = 20  # per namespace, on this node
+    # Refused events in a row after which a connection counts as a flooder
+    # and is disconnected: it kept sending after being told rate_limited.
+    flood_strikes: int = 100
 
 
 class TokenBucket:

@@ -1,4 +1,4 @@
-"""The Socket.IO server, with two guards the stock one lacks."""
+"""The Socket.IO server, with the guards the stock one lacks."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import asyncio
 import logging
 
 import socketio
-from engineio.exceptions import EngineIOError
 
 from chatsio.protocol import RESERVED_EVENTS
+from chatsio.sockets.engine import ChatsioEngine
 
 logger = logging.getLogger(__name__)
+
+# An Engine.IO connection must have a namespace accepted within AUTH_GRACE of
+# opening, and within REFUSED_GRACE of a refusal (time to try another token).
+AUTH_GRACE = 3.0
+REFUSED_GRACE = 1.0
 
 
 class ChatsioServer(socketio.AsyncServer):
     """``AsyncServer`` that ignores forged reserved events, says when a
-    namespace connection is complete, and reads polling bodies whole.
+    namespace connection is complete, and closes connections nobody owns.
 
     python-socketio dispatches a client event named ``connect`` or
     ``disconnect`` to the same handler as the real thing; here such events are
@@ -24,19 +29,12 @@ class ChatsioServer(socketio.AsyncServer):
     once the connection is accepted, for the ``welcome`` event.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        translate = self.eio._async["translate_request"]
+    def _engineio_server_class(self):
+        return ChatsioEngine
 
-        def translate_request(request):
-            environ = translate(request)
-            environ["wsgi.input"] = WholeBody(environ["wsgi.input"])
-            # engineio puts 127.0.0.1 here; the peer (or, behind trusted
-            # proxies, the client they name) is what a log line wants.
-            environ["REMOTE_ADDR"] = request.remote or ""
-            return environ
-
-        self.eio._async = {**self.eio._async, "translate_request": translate_request}
+    async def _handle_eio_connect(self, eio_sid, environ):
+        await super()._handle_eio_connect(eio_sid, environ)
+        self.start_background_task(self._expel_if_anonymous, eio_sid, AUTH_GRACE)
 
     async def _handle_event(self, eio_sid, namespace, id, data):
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
@@ -64,24 +62,20 @@ class ChatsioServer(socketio.AsyncServer):
             and self.manager.is_connected(sid, namespace)
         ):
             await after_connect(sid)
+        elif sid is None or not self.manager.is_connected(sid, namespace):
+            self.start_background_task(self._expel_if_anonymous, eio_sid, REFUSED_GRACE)
 
+    async def _expel_if_anonymous(self, eio_sid: str, grace: float) -> None:
+        """Close an Engine.IO connection that has no accepted namespace.
 
-class WholeBody:
-    """A request body stream whose ``read(n)`` returns all ``n`` bytes.
-
-    python-engineio reads a long-polling POST with one ``read(length)``, and
-    aiohttp's stream answers with only what has arrived so far: a body spread
-    over several TCP segments (a file of a few hundred KB) was cut short, and
-    the session closed on a base64 error.
-    """
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    async def read(self, length: int = -1) -> bytes:
-        if length < 0:
-            return await self.stream.read()
-        try:
-            return await self.stream.readexactly(length)
-        except asyncio.IncompleteReadError:
-            raise EngineIOError("the request body ended early") from None
+        Without this a refused or silent client keeps its session (and a
+        socket) open until it leaves by itself.
+        """
+        await asyncio.sleep(grace)
+        if eio_sid not in self.eio.sockets:
+            return
+        namespaces = self.manager.get_namespaces()
+        if any(self.manager.sid_from_eio_sid(eio_sid, ns) for ns in namespaces):
+            return
+        logger.info("closing %s: no namespace accepted it", eio_sid)
+        await self.eio.expel(eio_sid)

@@ -1,0 +1,133 @@
+"""The Engine.IO layer under Socket.IO, with the limits the stock one lacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import engineio
+from engineio.async_drivers import aiohttp as aiohttp_driver
+from engineio.exceptions import EngineIOError
+
+logger = logging.getLogger(__name__)
+
+# Packets queued for one client before it counts as not reading. At chat rates
+# a live client drains its queue in milliseconds; this bounds the memory a
+# stalled one can hold until the ping timeout would have found it.
+SEND_BACKLOG_MAX = 1000
+# A long-polling POST body must arrive within this time.
+BODY_TIMEOUT = 10.0
+# A WebSocket frame that cannot be written for this long (the client's buffers
+# are full: it stopped reading) ends that connection. As python-engineio's
+# default ping timeout: a client that reads nothing would miss its pings too.
+SEND_TIMEOUT = 20.0
+
+
+class ChatsioEngine(engineio.AsyncServer):
+    """``engineio.AsyncServer`` that reads polling bodies whole and in bounded
+    time, logs the real peer address, and cuts off clients that stop reading."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        translate = self._async["translate_request"]
+
+        def translate_request(request):
+            environ = translate(request)
+            environ["wsgi.input"] = WholeBody(environ["wsgi.input"])
+            # engineio puts 127.0.0.1 here; the peer (or, behind trusted
+            # proxies, the client they name) is what a log line wants.
+            environ["REMOTE_ADDR"] = request.remote or ""
+            return environ
+
+        self._async = {
+            **self._async,
+            "translate_request": translate_request,
+            "websocket": BoundedWebSocket,
+        }
+        self.cutting_off: set[str] = set()
+
+    async def send_packet(self, sid, pkt):
+        socket = self.sockets.get(sid)
+        if socket is not None and socket.queue.qsize() >= SEND_BACKLOG_MAX:
+            if sid not in self.cutting_off:
+                logger.warning(
+                    "disconnecting %s: %d packets unread, it is not reading",
+                    sid,
+                    socket.queue.qsize(),
+                )
+                self.cutting_off.add(sid)
+                self.start_background_task(self._cut_off, sid)
+            return  # nothing more is queued for it
+        await super().send_packet(sid, pkt)
+
+    async def _cut_off(self, sid: str) -> None:
+        try:
+            await self.expel(sid)
+        finally:
+            self.cutting_off.discard(sid)
+
+    async def expel(self, sid: str) -> None:
+        """End a session now, whatever the client does.
+
+        ``disconnect`` waits for the client's queue to drain and leaves a
+        WebSocket open until the client closes it; a hostile or stalled client
+        does neither. Here the session ends and its WebSocket is aborted.
+        """
+        socket = self.sockets.pop(sid, None)
+        if socket is None:
+            return
+        await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+        websocket = getattr(socket, "websocket", None)
+        if websocket is not None:
+            websocket.abort()
+
+
+class BoundedWebSocket(aiohttp_driver.WebSocket):
+    """python-engineio's aiohttp WebSocket, whose sends give up after
+    SEND_TIMEOUT and drop the connection instead of blocking its writer task
+    (and so its handler) for ever."""
+
+    async def __call__(self, environ):
+        self.request = environ["aiohttp.request"]
+        # The handler is a bound method of the Engine.IO socket it serves; the
+        # socket keeps a way back so that ChatsioEngine.expel can abort it.
+        self.handler.__self__.websocket = self
+        return await super().__call__(environ)
+
+    def abort(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
+    async def send(self, message):
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await super().send(message)
+        except TimeoutError:
+            logger.warning("dropping a WebSocket client that stopped reading")
+            self.abort()
+            raise ConnectionResetError("the client stopped reading") from None
+
+
+class WholeBody:
+    """A request body stream whose ``read(n)`` returns all ``n`` bytes, or fails.
+
+    python-engineio reads a long-polling POST with one ``read(length)``, and
+    aiohttp's stream answers with only what has arrived so far: a body spread
+    over several TCP segments (a file of a few hundred KB) was cut short, and
+    the session closed on a base64 error. A body that stalls is an error after
+    BODY_TIMEOUT rather than a handler left hanging.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    async def read(self, length: int = -1) -> bytes:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                if length < 0:
+                    return await self.stream.read()
+                return await self.stream.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise EngineIOError("the request body ended early") from None
+        except TimeoutError:
+            raise EngineIOError("the request body stalled") from None
