@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import socketio
+from cluster import free_port, wait_until
 from conftest import PASSWORD, TIMEOUT, Peer, unavailable
 
 from chatsio.protocol import CHAT, CONTROL
@@ -54,21 +54,6 @@ START_TIMEOUT = 20.0  # a node: from spawn to a healthy /api/health
 STOP_TIMEOUT = 15.0  # a node or nginx: from its stop signal to exit
 FILE_TIMEOUT = 30.0  # 5 MiB, base64 over long-polling, through nginx
 FILE_LIMIT = 5 * 2**20  # CHATSIO_MAX_FILE_BYTES' default
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def wait_until(check, *, within: float, every: float = 0.1) -> None:
-    """Poll ``check()`` (another process's state) until true, ``within`` s at most."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(every)
 
 
 class Child:
@@ -359,7 +344,10 @@ async def check_through_nginx(
             path += page.relative_to(static).as_posix()
         status, body = await get(proxy + path)
         assert status == 200 and body == file.read_bytes(), path
-        assert upstreams(access_log, f"GET {path} ") == ["-"], path
+        # nginx writes the log line just after the reply: wait for it.
+        marker = f"GET {path} "
+        await wait_until(lambda m=marker: upstreams(access_log, m), within=TIMEOUT)
+        assert upstreams(access_log, marker) == ["-"], path
 
     # The same-origin check sees the browser's host through the proxy, and a
     # client cannot forge X-Forwarded-Host past nginx.

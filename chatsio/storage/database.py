@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -38,9 +41,9 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # Let the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -49,6 +52,20 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # IMMEDIATE takes the write lock up front, so two processes sharing the
         # file wait for each other instead of failing with a lock upgrade.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def enable_wal(cursor, attempts: int = 50) -> None:
+    """Switch the file to WAL (a no-op once it is). The switch needs the file
+    to itself, and SQLite reports a busy file at once rather than waiting, so a
+    process starting beside another one retries for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 async def create_schema(engine: AsyncEngine) -> None:
