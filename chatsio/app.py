@@ -48,6 +48,7 @@ def create_sio(config: Config) -> ChatsioServer:
     manager = RedisBus(config.redis_url) if config.redis_url else None
     return ChatsioServer(
         async_mode="aiohttp",
+        namespaces=[CONTROL, CHAT],  # no others, the default "/" included
         client_manager=manager,
         # None: same origin only. python-engineio checks Origin on both
         # transports and also accepts the X-Forwarded-Host a proxy sets.

@@ -52,6 +52,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception:
+        if not request.path.startswith("/api/"):
+            raise  # not ours to answer: Socket.IO, static files
         logger.exception("%s %s failed", request.method, request.path)
         fault = InternalFault()
         return error_response(request, fault.status, fault.code, fault.message)

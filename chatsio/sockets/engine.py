@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 # a live client drains its queue in milliseconds; this bounds the memory a
 # stalled one can hold until the ping timeout would have found it.
 SEND_BACKLOG_MAX = 1000
+# A disconnect that cannot deliver its CLOSE packet in this time is forced.
+DISCONNECT_TIMEOUT = 0.5
 # A long-polling POST body must arrive within this time.
 BODY_TIMEOUT = 10.0
 # A WebSocket frame that cannot be written for this long (the client's buffers
@@ -45,6 +47,18 @@ class ChatsioEngine(engineio.AsyncServer):
             "websocket": BoundedWebSocket,
         }
         self.cutting_off: set[str] = set()
+
+    async def disconnect(self, sid=None):
+        """As engineio's, but never stuck: its close waits for the client's
+        queue to drain, which a client that stopped polling never does (a
+        POST answered by a disconnect then hung for good)."""
+        if sid is None:
+            return await super().disconnect()
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await super().disconnect(sid)
+        except TimeoutError:
+            await self.expel(sid)
 
     async def send_packet(self, sid, pkt):
         socket = self.sockets.get(sid)
@@ -122,12 +136,20 @@ class WholeBody:
         self.stream = stream
 
     async def read(self, length: int = -1) -> bytes:
+        if length == 0:
+            return b""  # an empty payload: no packets
         try:
             async with asyncio.timeout(BODY_TIMEOUT):
                 if length < 0:
-                    return await self.stream.read()
-                return await self.stream.readexactly(length)
+                    body = await self.stream.read()
+                else:
+                    body = await self.stream.readexactly(length)
         except asyncio.IncompleteReadError:
             raise EngineIOError("the request body ended early") from None
         except TimeoutError:
             raise EngineIOError("the request body stalled") from None
+        try:
+            body.decode("utf-8")  # engineio decodes it, and would crash
+        except UnicodeDecodeError:
+            raise EngineIOError("the request body is not UTF-8") from None
+        return body

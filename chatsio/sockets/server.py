@@ -6,7 +6,9 @@ import asyncio
 import logging
 
 import socketio
+from socketio import packet
 
+from chatsio.errors import InvalidPayload
 from chatsio.protocol import RESERVED_EVENTS
 from chatsio.sockets.engine import ChatsioEngine
 
@@ -16,6 +18,10 @@ logger = logging.getLogger(__name__)
 # opening, and within REFUSED_GRACE of a refusal (time to try another token).
 AUTH_GRACE = 3.0
 REFUSED_GRACE = 1.0
+BINARY_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
+# Only ``file`` carries binary data (one piece); a few more are answered
+# invalid by the schema. Each may be as large as the Engine.IO buffer.
+MAX_ATTACHMENTS = 10
 
 
 class ChatsioServer(socketio.AsyncServer):
@@ -50,9 +56,59 @@ class ChatsioServer(socketio.AsyncServer):
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
+    async def _handle_eio_message(self, eio_sid, data):
+        """Drop what python-socketio would choke on, and say so once, briefly.
+
+        Left to the library, a binary packet announcing no attachment or many,
+        an attachment nobody announced, or an undecodable packet logged a
+        traceback or wedged the connection (every later packet taken for an
+        attachment). Only ``file`` carries binary data, and exactly one piece.
+        """
+        pending = self._binary_packet.get(eio_sid)
+        if pending is not None and not isinstance(data, bytes):
+            del self._binary_packet[eio_sid]  # its attachment never came
+            logger.warning("dropped an unfinished binary packet from %s", eio_sid)
+        elif pending is None and isinstance(data, bytes):
+            logger.warning("dropped an unannounced attachment from %s", eio_sid)
+            return
+        try:
+            if isinstance(data, str) and data[:1] in BINARY_TYPES:
+                header = self.packet_class(encoded_packet=data)
+                if not 1 <= header.attachment_count <= MAX_ATTACHMENTS:
+                    await self._refuse(eio_sid, header)
+                    return
+            await super()._handle_eio_message(eio_sid, data)
+        except Exception as exc:  # a malformed packet is the client's problem
+            self._binary_packet.pop(eio_sid, None)
+            logger.warning("dropped a malformed packet from %s: %s", eio_sid, exc)
+
+    async def _refuse(self, eio_sid: str, header) -> None:
+        """Answer a binary packet whose attachment count is out of bounds."""
+        logger.warning(
+            "refused a packet with %s attachments from %s",
+            header.attachment_count,
+            eio_sid,
+        )
+        if header.id is not None and header.packet_type == packet.BINARY_EVENT:
+            error = InvalidPayload(
+                f"a packet may carry 1 to {MAX_ATTACHMENTS} binary attachments"
+            )
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    packet.ACK,
+                    namespace=header.namespace,
+                    id=header.id,
+                    data=[{"ok": False, "error": error.to_dict()}],
+                ),
+            )
+
     async def _handle_connect(self, eio_sid, namespace, data):
-        await super()._handle_connect(eio_sid, namespace, data)
         namespace = namespace or "/"
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            # Already connected here: python-socketio refuses it; nothing to add.
+            return await super()._handle_connect(eio_sid, namespace, data)
+        await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         handler = self.namespace_handlers.get(namespace)
         after_connect = getattr(handler, "after_connect", None)
