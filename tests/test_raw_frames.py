@@ -388,9 +388,7 @@ MALFORMED = [
     frame("42/chat,1" + "0" * 100 + HISTORY, None, "ack-id-101-digits"),
     frame(f"42/chat,{HISTORY}x", None, "trailing-garbage"),
     frame(f'42/chat,["history",{DEEP}]', None, "nested-100000-deep"),
-    frame(
-        '42/chat,["history",{"limit":1' + "0" * 5000 + "}]", None, "5001-digits"
-    ),
+    frame('42/chat,["history",{"limit":1' + "0" * 5000 + "}]", None, "5001-digits"),
     frame('42/chat,["history",{"limit":1e999}]', name="float-overflow"),
     frame('42/chat,["history",{"id":NaN}]', name="nan"),
     frame('42/chat,["history",{"id":"\\ud800"}]', name="lone-surrogate"),
