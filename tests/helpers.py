@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 
@@ -96,3 +97,22 @@ async def store_messages(harness, chat_id: str, sender: str, count: int) -> None
             client_id=None,
             now=now_ms(),
         )
+
+
+class BadRecords(logging.Handler):
+    """Collects records that carry a traceback or are ERROR and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or record.levelno >= logging.ERROR:
+            self.records.append(record)
+
+    def since(self, mark: int) -> list[str]:
+        return [
+            f"{r.name}: {r.getMessage()}"
+            + (f" ({r.exc_info[0].__name__}: {r.exc_info[1]})" if r.exc_info else "")
+            for r in self.records[mark:]
+        ]

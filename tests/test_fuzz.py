@@ -50,7 +50,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import PASSWORD, TIMEOUT, Harness, Peer
-from helpers import fast_user
+from helpers import BadRecords, fast_user
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -347,25 +347,6 @@ PATHS = [
 ]
 
 # The server ---------------------------------------------------------------
-
-
-class BadRecords(logging.Handler):
-    """Collects records that carry a traceback or are ERROR and above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
-            self.records.append(record)
-
-    def since(self, mark: int) -> list[str]:
-        return [
-            f"{r.name}: {r.getMessage()}"
-            + (f" ({r.exc_info[0].__name__}: {r.exc_info[1]})" if r.exc_info else "")
-            for r in self.records[mark:]
-        ]
 
 
 @dataclass

@@ -42,7 +42,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from cluster import wait_until
 from conftest import TIMEOUT, Harness, Peer
-from helpers import fast_user
+from helpers import BadRecords, fast_user
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -79,25 +79,6 @@ CRASHED = (
     "(connections, rooms, the per-user connection cap) until the ping "
     "timeout, about a minute"
 )
-
-
-class BadRecords(logging.Handler):
-    """Collects records that carry a traceback or are ERROR and above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
-            self.records.append(record)
-
-    def since(self, mark: int) -> list[str]:
-        return [
-            f"{r.name}: {r.getMessage()}"
-            + (f" ({r.exc_info[0].__name__}: {r.exc_info[1]})" if r.exc_info else "")
-            for r in self.records[mark:]
-        ]
 
 
 @dataclass
