@@ -302,7 +302,11 @@ async def settled(server, sampler: Sampler, label: str, quiet: float) -> Sample:
     kinds = memory_map(server.pid)
     print(
         "  resident MiB by mapping: "
-        + ", ".join(f"{kind} {kib / 1024:.1f}" for kind, kib in sorted(kinds.items()))
+        + ", ".join(
+            f"{kind} {kib / 1024:.1f}"
+            for kind, kib in sorted(kinds.items())
+            if kib >= 512
+        )
     )
     return last
 

@@ -37,8 +37,10 @@ def rss_kib(pid: int) -> int:
 def memory_map(pid: int) -> dict[str, int]:
     """Resident KiB by kind of mapping, from /proc/<pid>/smaps.
 
-    pymalloc takes its arenas from mmap in 1 MiB pieces; glibc's main heap is
-    ``[heap]``, and each thread that mallocs gets an arena of up to 64 MiB.
+    glibc's main heap is ``[heap]``; a thread that mallocs gets an arena of up
+    to 64 MiB; pymalloc maps 1 MiB arenas, which the kernel may merge with
+    their neighbours into larger anonymous mappings, so "1 MiB anonymous" is
+    a floor for pymalloc, not its total.
     """
     kinds: dict[str, int] = {}
     kind = "other"
@@ -56,9 +58,9 @@ def memory_map(pid: int) -> dict[str, int]:
                 elif name:
                     kind = name
                 elif size == 1024:
-                    kind = "1 MiB anonymous (pymalloc arenas)"
+                    kind = "1 MiB anonymous"
                 elif 60_000 <= size <= 65_536:
-                    kind = "~64 MiB anonymous (glibc thread arenas)"
+                    kind = "~64 MiB anonymous (thread arenas)"
                 else:
                     kind = "other anonymous"
             elif head[0] == "Rss:":
