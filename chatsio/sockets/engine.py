@@ -105,8 +105,14 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         self.request = environ["aiohttp.request"]
         # The handler is a bound method of the Engine.IO socket it serves; the
         # socket keeps a way back so that ChatsioEngine.expel can abort it.
-        self.handler.__self__.websocket = self
-        return await super().__call__(environ)
+        socket = self.handler.__self__
+        socket.websocket = self
+        try:
+            return await super().__call__(environ)
+        finally:
+            # Break the socket <-> WebSocket cycle, so a closed connection is
+            # freed at once rather than at the next full garbage collection.
+            socket.websocket = None
 
     def abort(self) -> None:
         if self.request.transport is not None:
