@@ -71,6 +71,39 @@ async def test_a_flooder_is_disconnected_and_others_are_not(strict):
     assert ack["error"]["code"] == "invalid"  # answered: still connected
 
 
+async def test_a_flooder_is_refused_for_a_cool_down_after_being_dropped(strict):
+    token = await fast_user(strict, "mallory")
+    flooder = await strict.peer(token, namespaces=(CHAT,))
+    gone = asyncio.Event()
+    flooder.client.on("disconnect", lambda *_: gone.set(), namespace=CHAT)
+    for _ in range(300):
+        if gone.is_set():
+            break
+        await flooder.client.emit("typing", {"id": "x"}, namespace=CHAT)
+    await asyncio.wait_for(gone.wait(), TIMEOUT)
+    refused = await refusal(strict, token)
+    assert refused["code"] == "rate_limited"
+    assert "flooding" in refused["message"]
+
+
+async def test_reconnecting_does_not_refill_the_allowance(strict):
+    """A spent allowance stays spent across a reconnect (5/s, bursts of 5)."""
+    token = await fast_user(strict, "mallory")
+
+    async def five_at_once() -> list[str]:
+        peer = await strict.peer(token, namespaces=(CHAT,))
+        acks = await asyncio.gather(
+            *(peer.call(CHAT, "typing", {"id": "x"}) for _ in range(5))
+        )
+        await peer.close()
+        return [ack["error"]["code"] for ack in acks]
+
+    assert "rate_limited" not in await five_at_once()  # a fresh burst: all answered
+    # A fresh bucket would answer all five again; refilled at 5/s during the
+    # reconnect, only the one or two tokens earned meanwhile are there.
+    assert "rate_limited" in await five_at_once()
+
+
 async def raw_session(harness):
     """A plain WebSocket speaking Engine.IO by hand; returns it after OPEN."""
     url = harness.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"

@@ -19,7 +19,7 @@ from chatsio.errors import (
 )
 from chatsio.metrics import Metrics
 from chatsio.services import Services
-from chatsio.sockets.ratelimit import Allowance, TokenBucket
+from chatsio.sockets.ratelimit import Allowance, Allowances, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         super().__init__(namespace)
         self.services = services
         self.allowance = allowance
+        self.allowances = Allowances(allowance)
         self.metrics = metrics
         self.connections: dict[str, Connection] = {}
 
@@ -85,7 +86,7 @@ class BaseNamespace(socketio.AsyncNamespace):
                 exc.message, exc.to_dict()
             ) from None
         user = token.username
-        connection = Connection(user, TokenBucket(self.allowance))
+        connection = Connection(user, self.allowances.open(user))
         self.connections[sid] = connection
         connection.expiry = self.end_at_expiry(sid, token.expires_at)
         await self.authenticated(sid, user)
@@ -99,7 +100,13 @@ class BaseNamespace(socketio.AsyncNamespace):
         )
 
     def check_capacity(self, user: str) -> None:
-        """Refuse one more connection of a user who holds the maximum already."""
+        """Refuse a flooder in their cool-down, and one more connection of a
+        user who holds the maximum already."""
+        barred_for = self.allowances.barred_for(user)
+        if barred_for:
+            raise RateLimited(
+                f"disconnected for flooding: try again in {barred_for:.0f} s"
+            )
         held = sum(1 for c in self.connections.values() if c.user == user)
         if held >= self.allowance.connections_per_user:
             raise RateLimited(
@@ -133,6 +140,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         connection = self.connections.pop(sid, None)
         user = connection.user if connection else None
         if connection:
+            self.allowances.close(connection.user, connection.bucket)
             self.metrics.sockets.labels(self.namespace).dec()
             if connection.expiry:
                 connection.expiry.cancel()
@@ -162,6 +170,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         """Count a refused event; a connection that will not slow down goes."""
         connection.strikes += 1
         if connection.strikes == self.allowance.flood_strikes:
+            self.allowances.bar(connection.user)
             self.server.start_background_task(
                 self.drop, sid, "kept flooding after rate_limited answers"
             )
