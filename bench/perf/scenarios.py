@@ -1,0 +1,337 @@
+"""The servers compared and the four scenarios run against each.
+
+A scenario starts a fresh server (or two), its clients in the Node
+generator, measures, and stops them again. It returns flat metrics for the
+final table, and prints a line per measurement as it goes.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sys
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from machine import ROOT, wait_quiet
+from processes import (
+    Generator,
+    ServerProcess,
+    chatsio_server,
+    node_peer,
+    python_peer,
+)
+
+sys.path.insert(0, str(ROOT / "bench"))
+from accounts import create_chats, seed_users
+
+ROOM_SIZE = 10
+MAX_PER_CLIENT = 16.0  # msgs/s per socket: under chatsio's default 20/s
+MIN_ROOMS = 50  # a step uses at least 500 clients
+GENERATOR_CPU_LIMIT = 90.0  # % of its core: above it the generator is the limit
+PASS_DELIVERED = 0.999
+PASS_P99_MS = 100.0
+CPU_RATE = 9000.0  # deliveries/s of the CPU-per-delivery measurement
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server compared: ``kind`` is chatsio, node or python."""
+
+    key: str
+    label: str
+    kind: str
+    database: str | None = None  # chatsio: "sqlite" or a PostgreSQL URL
+
+
+@dataclass
+class Deployment:
+    servers: list[ServerProcess]
+    clients: list[dict]
+    create_chats: bool
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
+
+
+# ---------------------------------------------------------------- deploying
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def database_url(target: Target, workdir: Path) -> str:
+    if target.database == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}"
+    return target.database
+
+
+async def deploy_chatsio(
+    target: Target, workdir: Path, count: int, rooms: bool, nodes: int
+) -> Deployment:
+    """Seed ``count`` users (one per client: a user may hold at most 20
+    connections), start the server(s), and start one chat per room over REST."""
+    url = database_url(target, workdir)
+    extra = {"REDIS_URL": REDIS_URL} if nodes > 1 else {}
+    servers = [chatsio_server(workdir, url, **extra) for _ in range(nodes)]
+    prefix = secrets.token_hex(3)  # runs against one PostgreSQL do not collide
+    names = [f"p{prefix}_{index:05d}" for index in range(count)]
+    tokens = await seed_users(SimpleNamespace(env=servers[0].env), names)
+    for server in servers:
+        server.start()
+    for server in servers:
+        await server.wait_healthy()
+    chat_ids = [None] * math.ceil(count / ROOM_SIZE)
+    if rooms:
+        chat_ids = await create_chats(servers[0].url, chunks(names, ROOM_SIZE), tokens)
+    clients = [
+        {
+            # Members alternate between the nodes: every room spans both.
+            "url": servers[(index % ROOM_SIZE) % nodes].url,
+            "token": tokens[name],
+            "room": chat_ids[index // ROOM_SIZE],
+            "pos": index % ROOM_SIZE,
+        }
+        for index, name in enumerate(names)
+    ]
+    return Deployment(servers, clients, create_chats=False)
+
+
+async def deploy_peer(target: Target, workdir: Path, count: int) -> Deployment:
+    """A peer server; its chats are started over ``/control`` by the generator."""
+    make = node_peer if target.kind == "node" else python_peer
+    server = make(workdir)
+    server.start()
+    await server.wait_healthy()
+    clients = [
+        {
+            "url": server.url,
+            "token": f"u{index:05d}",
+            "room": index // ROOM_SIZE,
+            "pos": index % ROOM_SIZE,
+        }
+        for index in range(count)
+    ]
+    return Deployment([server], clients, create_chats=True)
+
+
+@asynccontextmanager
+async def deployed(
+    target: Target, workdir: Path, count: int, *, rooms: bool = True, nodes: int = 1
+):
+    """Server(s) and a started generator holding ``count`` (unconnected)
+    clients; everything is stopped on the way out, whatever happens."""
+    deployment = Deployment([], [], False)
+    generator = None
+    try:
+        if target.kind == "chatsio":
+            deployment = await deploy_chatsio(target, workdir, count, rooms, nodes)
+        else:
+            deployment = await deploy_peer(target, workdir, count)
+        config = {
+            "clients": deployment.clients,
+            "roomSize": ROOM_SIZE,
+            "createChats": deployment.create_chats and rooms,
+        }
+        generator = Generator(workdir, config)
+        await generator.start()
+        yield deployment, generator
+    finally:
+        if generator is not None:
+            await generator.stop()
+        for server in deployment.servers:
+            server.stop()
+
+
+# ---------------------------------------------------------------- measuring
+
+
+async def connect(generator: Generator, count: int, join: bool, concurrency: int):
+    answer = await generator.command(
+        60.0 + count / 5, cmd="connect", count=count, join=join, concurrency=concurrency
+    )
+    if answer["errors"]:
+        raise RuntimeError(
+            f"{answer['errors']} of {answer['requested']} clients failed to "
+            f"connect or join; first: {answer['first_error']}"
+        )
+    return answer
+
+
+def generator_limited(step: dict) -> bool:
+    return step["generator_cpu_pct"] >= GENERATOR_CPU_LIMIT or step["behind_schedule"]
+
+
+def passes(step: dict) -> bool:
+    p99 = step["p99_ms"]
+    return step["delivered_ratio"] >= PASS_DELIVERED and p99 is not None and p99 < 100
+
+
+async def measured_step(
+    deployment: Deployment, generator: Generator, opts, rate: float, rooms: int
+) -> dict:
+    """One step at ``rate`` deliveries/s, with the server CPU it cost."""
+    await wait_quiet(opts.quiet_timeout)
+    before = deployment.cpu_seconds()
+    step = await generator.command(
+        opts.duration * 1.5 + opts.drain + 60,
+        cmd="step",
+        rate=rate,
+        duration=opts.duration,
+        rooms=rooms,
+        drain=opts.drain,
+    )
+    cpu = deployment.cpu_seconds() - before
+    step["server_cpu_s"] = cpu
+    step["cpu_us_per_delivery"] = 1e6 * cpu / max(1, step["delivered"])
+    step["generator_limited"] = generator_limited(step)
+    print("    " + describe_step(step))
+    return step
+
+
+def fmt(value, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def describe_step(step: dict) -> str:
+    flags = [name for name in ("generator_limited",) if step[name]]
+    if step["ack_errors"]:
+        flags.append(f"ack errors {step['ack_errors']}")
+    return (
+        f"target {step['target_deliveries_per_s']:>7,.0f}/s: "
+        f"delivered {step['delivered_per_s']:>8,.0f}/s "
+        f"({100 * step['delivered_ratio']:.2f} %), lost {step['lost']}, "
+        f"dup {step['duplicates']}, p50/p95/p99 {fmt(step['p50_ms'])}/"
+        f"{fmt(step['p95_ms'])}/{fmt(step['p99_ms'])} ms, "
+        f"server {step['cpu_us_per_delivery']:.1f} µs/delivery, "
+        f"generator CPU {step['generator_cpu_pct']:.0f} %, "
+        f"{step['clients']} clients at {step['per_client_msgs_per_s']:.2f} msg/s"
+        + (f" [{'; '.join(flags)}]" if flags else "")
+    )
+
+
+def fanout_metrics(prefix: str, step: dict) -> dict:
+    return {
+        f"{prefix}_delivered_per_s": step["delivered_per_s"],
+        f"{prefix}_lost": step["lost"],
+        f"{prefix}_dup": step["duplicates"],
+        f"{prefix}_p50": step["p50_ms"],
+        f"{prefix}_p95": step["p95_ms"],
+        f"{prefix}_p99": step["p99_ms"],
+        f"{prefix}_genlimited": step["generator_limited"],
+    }
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+async def fanout(target: Target, workdir: Path, opts) -> dict:
+    """``--fanout-clients`` clients in rooms of 10, each sending
+    ``--fanout-msgs`` msgs/s; delivered/s, lost, duplicates, latency."""
+    count = opts.fanout_clients
+    async with deployed(target, workdir, count) as (deployment, generator):
+        await connect(generator, count, True, opts.concurrency)
+        rate = count * opts.fanout_msgs * (ROOM_SIZE - 1)
+        step = await measured_step(
+            deployment, generator, opts, rate, count // ROOM_SIZE
+        )
+    return fanout_metrics("fanout", step)
+
+
+def rooms_for(rate: float) -> int:
+    """Rooms a step needs so that no client sends over MAX_PER_CLIENT."""
+    needed = math.ceil(rate / (ROOM_SIZE - 1) / MAX_PER_CLIENT / ROOM_SIZE)
+    return max(MIN_ROOMS, needed)
+
+
+async def saturate(target: Target, workdir: Path, opts) -> dict:
+    """Step the rate up until a step fails (< 99.9 % delivered or p99 >=
+    100 ms); the saturation point is the last step that passed. The 9,000/s
+    step gives the server CPU per delivery, and is run even past saturation."""
+    count = opts.saturate_clients
+    steps = sorted(set(opts.steps) | {CPU_RATE})
+    found: dict = {"sat_rate": None, "sat_p99": None, "sat_genlimited": False}
+    async with deployed(target, workdir, count) as (deployment, generator):
+        await connect(generator, count, True, opts.concurrency)
+        saturated = False
+        for rate in steps:
+            if saturated and rate != CPU_RATE:
+                continue
+            rooms = rooms_for(rate)
+            if rooms * ROOM_SIZE > count:
+                print(f"    {rate:,.0f}/s needs {rooms * ROOM_SIZE} clients: stop")
+                break
+            step = await measured_step(deployment, generator, opts, rate, rooms)
+            if rate == CPU_RATE:
+                found["cpu_us"] = step["cpu_us_per_delivery"]
+                found["cpu_genlimited"] = step["generator_limited"]
+            if saturated:
+                continue
+            if passes(step):
+                found["sat_rate"] = step["delivered_per_s"]
+                found["sat_p99"] = step["p99_ms"]
+                found["sat_genlimited"] = step["generator_limited"]
+            else:
+                saturated = True
+        if not saturated:
+            print("    never saturated: raise --steps")
+    return found
+
+
+async def conns(target: Target, workdir: Path, opts) -> dict:
+    """``--conns`` idle authenticated connections, each one WebSocket
+    carrying both /control and /chat; RSS per connection and connect rate."""
+    count = opts.conns
+    warmup = 20
+    async with deployed(target, workdir, count + warmup, rooms=False) as (
+        deployment,
+        generator,
+    ):
+        await connect(generator, warmup, False, opts.concurrency)
+        await wait_quiet(opts.quiet_timeout)
+        server = deployment.servers[0]
+        before = server.rss_kib()
+        answer = await connect(generator, count, False, opts.concurrency)
+        # Settle: every connect was answered; let the server finish its work.
+        await wait_quiet(min(opts.quiet_timeout, 10.0))
+        after = server.rss_kib()
+    per_conn = (after - before) / count
+    print(
+        f"    {count} connections in {answer['connect_seconds']:.1f} s "
+        f"({answer['connects_per_s']:,.0f}/s, generator CPU "
+        f"{answer['cpu_pct']:.0f} %); RSS {before / 1024:.1f} -> "
+        f"{after / 1024:.1f} MiB: {per_conn:.1f} KiB per connection"
+    )
+    return {
+        "kb_per_conn": per_conn,
+        "conn_rate": answer["connects_per_s"],
+        "conn_genlimited": answer["cpu_pct"] >= GENERATOR_CPU_LIMIT,
+    }
+
+
+async def two_node(target: Target, workdir: Path, opts) -> dict:
+    """Two chatsio processes sharing Redis and the database, every room
+    spanning both (members alternate); nothing lost, no duplicates, p99."""
+    if target.kind != "chatsio":
+        return {}
+    count = opts.fanout_clients
+    async with deployed(target, workdir, count, nodes=2) as (deployment, generator):
+        await connect(generator, count, True, opts.concurrency)
+        rate = count * opts.two_node_msgs * (ROOM_SIZE - 1)
+        step = await measured_step(
+            deployment, generator, opts, rate, count // ROOM_SIZE
+        )
+    return fanout_metrics("two_node", step)
+
+
+SCENARIOS: dict[str, Callable] = {
+    "fanout": fanout,
+    "saturate": saturate,
+    "conns": conns,
+    "two-node": two_node,
+}
