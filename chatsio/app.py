@@ -60,6 +60,7 @@ def create_sio(config: Config) -> ChatsioServer:
         # Events of one connection run one after another, so a client's
         # messages are stored in the order it sent them.
         async_handlers=False,
+        ws_compression=config.ws_compression,  # passed on to ChatsioEngine
         logger=False,
         engineio_logger=False,
     )

@@ -35,6 +35,9 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
+    # permessage-deflate costs ~90 KB of zlib state per WebSocket and CPU per
+    # frame; chat frames are small, so it is off unless asked for.
+    ws_compression: bool = False
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Return a copy with command-line values applied, each checked like env."""
@@ -163,6 +166,7 @@ SETTINGS = (
     Setting("cors_origins", "CHATSIO_CORS_ORIGINS", origins),
     Setting("trusted_proxies", "CHATSIO_TRUSTED_PROXIES", networks),
     Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
+    Setting("ws_compression", "CHATSIO_WS_COMPRESSION", boolean),
 )
 SETTINGS_BY_FIELD = {setting.field: setting for setting in SETTINGS}
 

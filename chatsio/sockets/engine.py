@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import engineio
+from aiohttp import web
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.exceptions import EngineIOError
 
@@ -27,10 +28,12 @@ SEND_TIMEOUT = 20.0
 
 class ChatsioEngine(engineio.AsyncServer):
     """``engineio.AsyncServer`` that reads polling bodies whole and in bounded
-    time, logs the real peer address, and cuts off clients that stop reading."""
+    time, logs the real peer address, cuts off clients that stop reading, and
+    offers permessage-deflate only when ``ws_compression`` is set."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, ws_compression: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.ws_compression = ws_compression
         translate = self._async["translate_request"]
 
         def translate_request(request):
@@ -102,13 +105,23 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     (and so its handler) for ever."""
 
     async def __call__(self, environ):
+        # As the stock driver, but with the compression the engine was given:
+        # aiohttp's default would negotiate deflate with every client that
+        # offers it, and a deflate context holds ~90 KB per connection.
         self.request = environ["aiohttp.request"]
+        self.environ = environ
+        self._sock = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size,
+            compress=self.server.ws_compression,
+        )
         # The handler is a bound method of the Engine.IO socket it serves; the
         # socket keeps a way back so that ChatsioEngine.expel can abort it.
         socket = self.handler.__self__
         socket.websocket = self
         try:
-            return await super().__call__(environ)
+            await self._sock.prepare(self.request)
+            await self.handler(self)
+            return self._sock
         finally:
             # Break the socket <-> WebSocket cycle, so a closed connection is
             # freed at once rather than at the next full garbage collection.
