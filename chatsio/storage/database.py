@@ -74,6 +74,46 @@ async def create_schema(engine: AsyncEngine) -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_ID})"))
         await conn.run_sync(metadata.create_all)
+        await create_seq_trigger(conn)
+
+
+# seq is taken by the INSERT itself (last_seq + 1, read under the write lock);
+# this trigger then advances chats.last_seq, so a message that is not stored
+# (a repeated client_id) never uses up a seq. Created on databases made before
+# it existed, too: create_all only adds missing tables.
+CLIENT_ID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id"
+    " ON messages (chat_id, sender, client_id)"
+)
+TAKE_SEQ = (
+    "UPDATE chats SET last_seq = NEW.seq WHERE id = NEW.chat_id AND last_seq < NEW.seq;"
+)
+SQLITE_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS messages_take_seq AFTER INSERT ON messages"
+    f" BEGIN {TAKE_SEQ} END"
+)
+POSTGRES_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION chatsio_take_seq() RETURNS trigger"
+    f" LANGUAGE plpgsql AS $$ BEGIN {TAKE_SEQ} RETURN NULL; END $$"
+)
+POSTGRES_TRIGGER = (
+    "CREATE TRIGGER messages_take_seq AFTER INSERT ON messages"
+    " FOR EACH ROW EXECUTE FUNCTION chatsio_take_seq()"
+)
+
+
+async def create_seq_trigger(conn) -> None:
+    """Add the client_id index and the seq trigger where they are missing."""
+    await conn.exec_driver_sql(CLIENT_ID_INDEX)
+    if conn.dialect.name != "postgresql":
+        await conn.exec_driver_sql(SQLITE_TRIGGER)
+        return
+    found = await conn.exec_driver_sql(
+        "SELECT 1 FROM pg_trigger WHERE tgname = 'messages_take_seq'"
+    )
+    if found.first() is None:
+        await conn.exec_driver_sql(POSTGRES_FUNCTION)
+        await conn.exec_driver_sql(POSTGRES_TRIGGER)
 
 
 def insert_ignoring_conflicts(engine: AsyncEngine, table):

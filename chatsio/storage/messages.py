@@ -1,12 +1,13 @@
-"""Messages, with seq allocated inside the transaction that stores them."""
+"""Messages: appends (see ``appends``), the closing notice, history, files."""
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.protocol import KIND_NOTIFICATION
 from chatsio.storage import tables
+from chatsio.storage.appends import Append, AppendWriter, to_message
 from chatsio.storage.records import FileRef, Message, StoredFile
 
 chats, members, messages, files = (
@@ -17,30 +18,14 @@ chats, members, messages, files = (
 )
 
 
-class _Duplicate(Exception):
-    def __init__(self, message: Message) -> None:
-        self.message = message
-
-
-def to_message(row) -> Message:
-    file = None
-    if row.file_id is not None:
-        file = FileRef(row.file_id, row.text, row.file_type, row.file_size)
-    return Message(
-        row.chat_id,
-        row.seq,
-        row.kind,
-        row.text,
-        row.sender,
-        row.ts,
-        row.client_id,
-        file,
-    )
-
-
 class MessageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.writer = AppendWriter(engine)
+
+    async def wait(self) -> None:
+        """Let appends in flight finish."""
+        await self.writer.wait()
 
     async def append(
         self,
@@ -55,35 +40,17 @@ class MessageStore:
         content: bytes = b"",
     ) -> tuple[Message | None, bool]:
         """Store a message (with ``file``'s ``content``); return it and whether it
-        is new. Message and file are stored together or not at all.
+        is new. Message and file are stored together or not at all, committed
+        with the other appends of the moment (see ``appends``).
 
         A user's message needs the chat active and the sender a member, checked
         in the same statement that takes the next seq; when either fails nothing
         is stored and ``(None, False)`` comes back. A ``client_id`` the sender
         used before in this chat returns that first message with ``False``.
         """
-        try:
-            async with self.engine.begin() as conn:
-                seq = await self._next_seq(conn, chat_id, sender)
-                if seq is None:
-                    return None, False
-                if client_id is not None:
-                    earlier = await self._by_client_id(conn, chat_id, sender, client_id)
-                    if earlier is not None:
-                        raise _Duplicate(earlier)  # rolls the seq back
-                message = Message(
-                    chat_id, seq, kind, text, sender, now, client_id, file
-                )
-                if file is not None:
-                    await conn.execute(
-                        files.insert().values(
-                            id=file.file_id, chat_id=chat_id, data=content
-                        )
-                    )
-                await self._insert(conn, message)
-                return message, True
-        except _Duplicate as duplicate:
-            return duplicate.message, False
+        return await self.writer.append(
+            Append(chat_id, kind, text, sender, client_id, now, file, content)
+        )
 
     async def end_chat(self, chat_id: str, text: str, now: int) -> Message | None:
         """Mark an active chat ended and store its closing notification.
@@ -108,7 +75,7 @@ class MessageStore:
     async def file(self, file_id: str) -> StoredFile | None:
         """A file's bytes with its description, read from its message."""
         query = (
-            select(files.c.data, messages)
+            select(messages, files.c.data)
             .join(messages, messages.c.file_id == files.c.id)
             .where(files.c.id == file_id)
         )
@@ -140,32 +107,6 @@ class MessageStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [to_message(row) for row in reversed(rows)]
-
-    @staticmethod
-    async def _next_seq(
-        conn: AsyncConnection, chat_id: str, sender: str | None
-    ) -> int | None:
-        bump = update(chats).where(chats.c.id == chat_id, chats.c.active)
-        if sender is not None:
-            bump = bump.where(
-                exists().where(
-                    members.c.chat_id == chat_id, members.c.username == sender
-                )
-            )
-        bump = bump.values(last_seq=chats.c.last_seq + 1).returning(chats.c.last_seq)
-        return (await conn.execute(bump)).scalar_one_or_none()
-
-    @staticmethod
-    async def _by_client_id(
-        conn: AsyncConnection, chat_id: str, sender: str | None, client_id: str
-    ) -> Message | None:
-        query = select(messages).where(
-            messages.c.chat_id == chat_id,
-            messages.c.sender == sender,
-            messages.c.client_id == client_id,
-        )
-        row = (await conn.execute(query)).first()
-        return None if row is None else to_message(row)
 
     @staticmethod
     async def _insert(conn: AsyncConnection, message: Message) -> None:

@@ -1,0 +1,290 @@
+"""Storing new messages: one statement each, many to a transaction (group commit).
+
+Concurrent appends queue up while a transaction is in flight; the next one
+writes up to ``MAX_BATCH`` of them and commits once. Each caller gets its own
+result, and no caller's result is given before the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import deque
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    exists,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chatsio.storage import tables
+from chatsio.storage.records import FileRef, Message
+
+MAX_BATCH = 256
+
+chats, members, messages, files = (
+    tables.chats,
+    tables.members,
+    tables.messages,
+    tables.files,
+)
+
+
+def one_message_fault(exc: BaseException) -> bool:
+    """An error that belongs to one statement (a constraint, a bad value): the
+    batch is then retried one by one so that only that message fails."""
+    if isinstance(exc, (IntegrityError, DataError)):
+        return True
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)):
+        return True
+    state = getattr(exc, "sqlstate", None)  # asyncpg: classes 22 and 23
+    return isinstance(state, str) and state[:2] in ("22", "23")
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    chat_id: str
+    kind: str
+    text: str
+    sender: str | None
+    client_id: str | None
+    now: int
+    file: FileRef | None = None
+    content: bytes = b""
+
+    def params(self) -> dict:
+        file = self.file
+        return {
+            "p_chat": self.chat_id,
+            "p_kind": self.kind,
+            "p_text": self.text,
+            "p_sender": self.sender,
+            "p_ts": self.now,
+            "p_client": self.client_id,
+            "p_file_id": file and file.file_id,
+            "p_file_type": file and file.type,
+            "p_file_size": file and file.size,
+        }
+
+
+Result = tuple[Message | None, bool]
+
+
+def to_message(row) -> Message:
+    """A ``messages`` row, its columns in table order (extra ones after)."""
+    file_id, file_type, file_size = row[7:10]
+    file = None if file_id is None else FileRef(file_id, row[3], file_type, file_size)
+    return Message(*row[:7], file)
+
+
+class DriverStatement:
+    """A statement compiled once to the driver's SQL, run without SQLAlchemy:
+    one call into aiosqlite's thread (or one asyncpg round trip) instead of
+    SQLAlchemy's several, and no per-call compile or cache look-up."""
+
+    def __init__(self, statement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.defaults = compiled.params
+        self.order = compiled.positiontup
+        self.postgres = dialect.name == "postgresql"
+
+    async def rows(self, driver, params: dict) -> list:
+        values = [
+            params[name] if name in params else self.defaults[name]
+            for name in self.order
+        ]
+        if self.postgres:
+            return await driver.fetch(self.sql, *values)
+        return list(await driver.execute_fetchall(self.sql, values))
+
+
+class Statements:
+    """Built and compiled once per store."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.postgres = dialect.name == "postgresql"
+        insert = (postgresql if self.postgres else sqlite).insert
+        chat = bindparam("p_chat", type_=String)
+        sender = bindparam("p_sender", type_=String)
+        client = bindparam("p_client", type_=String)
+        is_member = exists().where(
+            members.c.chat_id == chat, members.c.username == sender
+        )
+        source = (
+            select(
+                chats.c.id,
+                chats.c.last_seq + 1,
+                bindparam("p_kind", type_=String),
+                bindparam("p_text", type_=Text),
+                sender,
+                bindparam("p_ts", type_=BigInteger),
+                client,
+                bindparam("p_file_id", type_=String),
+                bindparam("p_file_type", type_=String),
+                bindparam("p_file_size", type_=Integer),
+            )
+            .where(chats.c.id == chat, chats.c.active)
+            # PostgreSQL: wait for, then read, the newest last_seq. SQLite
+            # renders nothing here; its BEGIN IMMEDIATE already serializes.
+            .with_for_update(of=chats)
+        )
+        columns = [
+            "chat_id",
+            "seq",
+            "kind",
+            "text",
+            "sender",
+            "ts",
+            "client_id",
+            "file_id",
+            "file_type",
+            "file_size",
+        ]
+
+        def insert_from(query):
+            # A repeated client_id stores nothing, so the trigger takes no seq.
+            return (
+                insert(messages)
+                .from_select(columns, query)
+                .on_conflict_do_nothing(
+                    index_elements=["chat_id", "sender", "client_id"]
+                )
+                .returning(messages.c.seq)
+            )
+
+        self.by_member = DriverStatement(insert_from(source.where(is_member)), dialect)
+        self.by_system = DriverStatement(insert_from(source), dialect)
+        earlier = select(messages).where(
+            messages.c.chat_id == chat,
+            messages.c.sender == sender,
+            messages.c.client_id == client,
+            exists().where(chats.c.id == chat, chats.c.active),
+            is_member,
+        )
+        self.earlier = DriverStatement(earlier, dialect)
+        file = files.insert().values(
+            id=bindparam("p_file_id", type_=String),
+            chat_id=bindparam("p_chat", type_=String),
+            data=bindparam("p_data", type_=LargeBinary),
+        )
+        self.file = DriverStatement(file, dialect)
+        # Lock every chat of a batch in one order, so that two nodes' batches
+        # never wait on each other's rows in a cycle.
+        self.lock = (
+            select(chats.c.id)
+            .where(chats.c.id.in_(bindparam("p_chats", expanding=True)))
+            .order_by(chats.c.id)
+            .with_for_update()
+        )
+
+
+class AppendWriter:
+    """Queues appends and writes them in as few transactions as it can."""
+
+    def __init__(self, engine: AsyncEngine, max_batch: int = MAX_BATCH) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.statements = Statements(engine.dialect)
+        self.pending: deque[tuple[Append, asyncio.Future]] = deque()
+        self.writer: asyncio.Task | None = None
+
+    async def append(self, append: Append) -> Result:
+        """Store one message with the next batch; return it and whether it is new."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((append, future))
+        if self.writer is None or self.writer.done():
+            # Started on the next turn of the loop, by which time every handler
+            # that was ready has queued its message too.
+            self.writer = asyncio.create_task(self.drain())
+        return await future
+
+    async def drain(self) -> None:
+        """Write batches until the queue is empty (FIFO: a sender's order holds)."""
+        while self.pending:
+            count = min(len(self.pending), self.max_batch)
+            batch = [self.pending.popleft() for _ in range(count)]
+            try:
+                await self.commit(batch)
+            except BaseException as exc:  # cancelled: nobody may wait forever
+                fail(batch, exc)
+                fail(self.pending, exc)
+                self.pending.clear()
+                raise
+
+    async def wait(self) -> None:
+        """Let the queued appends finish (before the engine closes)."""
+        while self.writer is not None and not self.writer.done():
+            await asyncio.wait([self.writer])
+
+    async def commit(self, batch: list[tuple[Append, asyncio.Future]]) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await self.lock(conn, batch)
+                driver = (await conn.get_raw_connection()).driver_connection
+                results = [await self.write(driver, append) for append, _ in batch]
+        except Exception as exc:
+            if len(batch) > 1 and one_message_fault(exc):
+                for item in batch:  # find the one at fault; the others go in
+                    await self.commit([item])
+            else:  # the database itself: every caller hears it
+                fail(batch, exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def lock(self, conn: AsyncConnection, batch: list) -> None:
+        if not self.statements.postgres:
+            return
+        chat_ids = sorted({append.chat_id for append, _ in batch})
+        if len(chat_ids) > 1:
+            await conn.execute(self.statements.lock, {"p_chats": chat_ids})
+
+    async def write(self, driver, append: Append) -> Result:
+        """One INSERT takes the seq, checks chat and member, and skips repeats."""
+        statements = self.statements
+        params = append.params()
+        insert = statements.by_system if append.sender is None else statements.by_member
+        inserted = await insert.rows(driver, params)
+        if inserted:
+            seq = inserted[0][0]
+            if append.file is not None:
+                params["p_data"] = append.content
+                await statements.file.rows(driver, params)
+            message = Message(
+                append.chat_id,
+                seq,
+                append.kind,
+                append.text,
+                append.sender,
+                append.now,
+                append.client_id,
+                append.file,
+            )
+            return message, True
+        if append.client_id is not None and append.sender is not None:
+            rows = await statements.earlier.rows(driver, params)
+            if rows:
+                return to_message(rows[0]), False
+        return None, False
+
+
+def fail(batch, exc: BaseException) -> None:
+    """Give every waiting caller of ``batch`` the error."""
+    for _, future in batch:
+        if not future.done():
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
