@@ -33,7 +33,7 @@ from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
 from chatsio.sockets.emitter import MeteredEmitter
 from chatsio.sockets.ratelimit import Allowance
-from chatsio.sockets.server import ChatsioServer
+from chatsio.sockets.server import ChatsioPacket, ChatsioServer
 from chatsio.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def create_sio(config: Config) -> ChatsioServer:
         async_mode="aiohttp",
         namespaces=[CONTROL, CHAT],  # no others, the default "/" included
         client_manager=manager,
+        serializer=ChatsioPacket,  # orjson
         # None: same origin only. python-engineio checks Origin on both
         # transports and also accepts the X-Forwarded-Host a proxy sets.
         cors_allowed_origins=socket_origins(config.cors_origins),

@@ -10,6 +10,7 @@ from socketio import packet
 
 from chatsio.errors import InvalidPayload
 from chatsio.protocol import RESERVED_EVENTS
+from chatsio.sockets import fastjson
 from chatsio.sockets.engine import ChatsioEngine
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,17 @@ BINARY_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
 # Only ``file`` carries binary data (one piece); a few more are answered
 # invalid by the schema. Each may be as large as the Engine.IO buffer.
 MAX_ATTACHMENTS = 10
+
+
+class ChatsioPacket(packet.Packet):
+    """Socket.IO packets encoded with orjson (see ``fastjson``).
+
+    A packet class of its own rather than ``AsyncServer(json=...)``, which sets
+    ``json`` on python-socketio's and python-engineio's shared ``Packet``
+    classes: every client and server in the process would change with it.
+    """
+
+    json = fastjson
 
 
 class ChatsioServer(socketio.AsyncServer):

@@ -1,0 +1,85 @@
+"""orjson for Socket.IO packets decodes and encodes as the standard library did."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+
+import pytest
+from engineio import json as engineio_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatsio.sockets import fastjson
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),  # beyond 64 bits too
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),  # lone surrogates too
+)
+values = st.recursive(
+    leaves,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def outcome(decode, text):
+    try:
+        return "value", decode(text)
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc)
+
+
+@given(values)
+def test_what_it_writes_reads_back_as_what_json_wrote(value) -> None:
+    ours = fastjson.dumps(value, separators=(",", ":"))
+    assert isinstance(ours, str)
+    assert json.loads(ours) == json.loads(json.dumps(value))
+
+
+@given(values)
+def test_it_reads_json_text_as_engineio_does(value) -> None:
+    text = json.dumps(value)
+    assert outcome(fastjson.loads, text) == outcome(engineio_json.loads, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "123456789012345678901234567890",  # orjson alone would make it a float
+        "-9223372036854775809",
+        "18446744073709551616",
+        "1" * 150,  # engineio refuses integers over 100 digits
+        "NaN",
+        "[-Infinity]",
+        "1e400",
+        '"\\ud800"',
+        "[" * 2000 + "]" * 2000,
+        '{"a": 1, "a": 2}',
+        "[1,]",
+        "",
+    ],
+)
+def test_edge_cases_read_as_engineio_reads_them(text: str) -> None:
+    ours, theirs = outcome(fastjson.loads, text), outcome(engineio_json.loads, text)
+    if ours[0] == "value" and isinstance(ours[1], float) and math.isnan(ours[1]):
+        assert math.isnan(theirs[1])
+    else:
+        assert ours == theirs
+    assert outcome(fastjson.loads, text.encode()) == outcome(
+        engineio_json.loads, text.encode()
+    )
+
+
+def test_keys_and_types_json_refuses_or_converts_are_left_to_json() -> None:
+    assert fastjson.dumps({1: [2**70]}) == '{"1":[1180591620717411303424]}'
+    with pytest.raises(TypeError):
+        fastjson.dumps({"at": datetime.datetime.now()})
+    assert fastjson.dumps("é\x1e") == '"é\\u001e"'  # UTF-8, control chars escaped
