@@ -1,10 +1,12 @@
-"""The WebSocket transport: permessage-deflate only when configured (issue 7)."""
+"""The transport: permessage-deflate only when configured, uvloop (issue 7)."""
 
 from __future__ import annotations
 
 import pytest
+import uvloop
 from conftest import Harness
 
+from chatsio import cli
 from chatsio.config import load_config
 
 
@@ -38,3 +40,15 @@ async def test_deflate_is_negotiated_when_configured(make_config, raw) -> None:
         assert "permessage-deflate" in await extensions_answered(harness)
     finally:
         await harness.close()
+
+
+def test_serve_runs_the_app_on_uvloop(monkeypatch, make_config) -> None:
+    loops = []
+
+    def run_app(app, *, loop, **options) -> None:
+        loops.append(loop)
+        loop.close()
+
+    monkeypatch.setattr(cli.web, "run_app", run_app)
+    assert cli.serve(make_config()) == 0
+    assert isinstance(loops[0], uvloop.Loop)
