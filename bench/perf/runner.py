@@ -31,7 +31,7 @@ TARGETS = {
 }
 FULL_STEPS = [1000, 2000, 4000, 6000, 9000, 12000, 18000, 27000, 36000]
 FULL_STEPS += [54000, 72000, 96000, 128000]
-QUICK_STEPS = [1000, 3000, 9000, 27000, 54000]
+QUICK_STEPS = [1000, 3000, 6000, 9000, 18000, 36000, 54000]
 BUDGET = 4 * 3600.0
 
 
@@ -158,7 +158,7 @@ COLUMNS = [
     ("saturation deliv/s", "saturate", "sat_rate", "sat_genlimited", ",.0f"),
     ("p99 there ms", "saturate", "sat_p99", "sat_genlimited", ".1f"),
     ("CPU µs/deliv @9k/s", "saturate", "cpu_us", "cpu_genlimited", ".1f"),
-    ("KiB/conn", "conns", "kb_per_conn", "conn_genlimited", ".1f"),
+    ("KiB/conn", "conns", "kb_per_conn", None, ".1f"),
     ("conn/s", "conns", "conn_rate", "conn_genlimited", ",.0f"),
     ("fanout deliv/s", "fanout", "fanout_delivered_per_s", "fanout_genlimited", ",.0f"),
     ("fanout p99 ms", "fanout", "fanout_p99", "fanout_genlimited", ".1f"),
@@ -184,7 +184,8 @@ def cell(runs: list[dict], metric: str | None, flag: str, spec: str, column: str
         if value is None:
             return "-", None
         text = format(value, spec)
-    return text + ("!" if any_flag(runs, flag) else ""), (
+    limited = flag is not None and any_flag(runs, flag)
+    return text + ("!" if limited else ""), (
         None if metric is None else median(runs, metric)
     )
 
@@ -217,15 +218,19 @@ def table(results: dict, servers: list[str]) -> str:
 
 
 def ratio_row(key: str, base: str, values: dict) -> list[str]:
-    row = [f"  {TARGETS[key].label.split()[1]} / {TARGETS[base].label.split()[0]}"]
+    row = [f"{key} / {base}"]
     for heading, *_ in COLUMNS:
         ours, theirs = values.get((key, heading)), values.get((base, heading))
         row.append(f"{ours / theirs:.2f}x" if ours and theirs else "")
     return row
 
 
-def legend() -> str:
+def legend(args: argparse.Namespace) -> str:
+    each = f"{args.fanout_clients} clients in rooms of 10 sending"
     return (
+        f"fanout: {each} {args.fanout_msgs:g} msg/s each; two-node: {each} "
+        f"{args.two_node_msgs:g} msg/s each, members alternating between two "
+        f"chatsio processes sharing Redis and the database (both on core 0).\n"
         "Medians over the repeats. ! = the generator was the limit in at least "
         "one repeat (its CPU >= 90 % of its core, or it fell behind its send "
         "schedule): that number is a floor for the server.\n"
@@ -254,7 +259,7 @@ async def main(args: argparse.Namespace) -> int:
     print()
     print(table(results, args.servers))
     print()
-    print(legend())
+    print(legend(args))
     print(f"finished {describe()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
