@@ -171,7 +171,7 @@ COLUMNS = [
 def cell(runs: list[dict], metric: str | None, flag: str, spec: str, column: str):
     if not runs:
         return "", None
-    if any(run.get("failed") for run in runs) and len(runs) == 1:
+    if all(run.get("failed") for run in runs):
         return "failed", None
     if metric is None:  # lost/dup
         prefix = "fanout" if column.startswith("fanout") else "two_node"
@@ -184,6 +184,8 @@ def cell(runs: list[dict], metric: str | None, flag: str, spec: str, column: str
         if value is None:
             return "-", None
         text = format(value, spec)
+        if metric == "sat_rate" and any_flag(runs, "sat_capped"):
+            text = ">=" + text  # the ladder ended before the server saturated
     limited = flag is not None and any_flag(runs, flag)
     return text + ("!" if limited else ""), (
         None if metric is None else median(runs, metric)
@@ -231,6 +233,8 @@ def legend(args: argparse.Namespace) -> str:
         f"fanout: {each} {args.fanout_msgs:g} msg/s each; two-node: {each} "
         f"{args.two_node_msgs:g} msg/s each, members alternating between two "
         f"chatsio processes sharing Redis and the database (both on core 0).\n"
+        ">= : the server passed every step it was given (the ladder or the "
+        "client pool ended first), so its saturation point is higher.\n"
         "Medians over the repeats. ! = the generator was the limit in at least "
         "one repeat (its CPU >= 90 % of its core, or it fell behind its send "
         "schedule): that number is a floor for the server.\n"
@@ -270,6 +274,7 @@ def entry() -> int:
     """Run within a budget; Ctrl+C or SIGTERM cancels the run, so every
     ``finally`` stops its servers and generator (exit code 130)."""
     args = parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file too
 
     async def bounded() -> int:
         loop = asyncio.get_running_loop()

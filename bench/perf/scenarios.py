@@ -203,7 +203,11 @@ def fmt(value, spec: str = ".1f") -> str:
 
 
 def describe_step(step: dict) -> str:
-    flags = [name for name in ("generator_limited",) if step[name]]
+    flags = []
+    if step["generator_cpu_pct"] >= GENERATOR_CPU_LIMIT:
+        flags.append("GENERATOR-LIMITED: its CPU at its core's limit")
+    if step["behind_schedule"]:
+        flags.append("GENERATOR-LIMITED: behind its send schedule")
     if step["ack_errors"]:
         flags.append(f"ack errors {step['ack_errors']}")
     return (
@@ -261,6 +265,7 @@ async def saturate(target: Target, workdir: Path, opts) -> dict:
     count = opts.saturate_clients
     steps = sorted(set(opts.steps) | {CPU_RATE})
     found: dict = {"sat_rate": None, "sat_p99": None, "sat_genlimited": False}
+    found["sat_capped"] = True  # not saturated by the ladder: a floor
     async with deployed(target, workdir, count) as (deployment, generator):
         await connect(generator, count, True, opts.concurrency)
         failures = 0
@@ -284,6 +289,7 @@ async def saturate(target: Target, workdir: Path, opts) -> dict:
                 found["sat_genlimited"] = step["generator_limited"]
             else:
                 failures += 1
+                found["sat_capped"] = False
         if failures < 2:
             print("    not saturated by the last step: raise --steps")
     return found
@@ -307,16 +313,18 @@ async def conns(target: Target, workdir: Path, opts) -> dict:
         await wait_quiet(min(opts.quiet_timeout, 10.0))
         after = server.rss_kib()
     per_conn = (after - before) / count
+    limited = answer["cpu_pct"] >= GENERATOR_CPU_LIMIT
     print(
         f"    {count} connections in {answer['connect_seconds']:.1f} s "
         f"({answer['connects_per_s']:,.0f}/s, generator CPU "
         f"{answer['cpu_pct']:.0f} %); RSS {before / 1024:.1f} -> "
         f"{after / 1024:.1f} MiB: {per_conn:.1f} KiB per connection"
+        + (" [GENERATOR-LIMITED connect rate]" if limited else "")
     )
     return {
         "kb_per_conn": per_conn,
         "conn_rate": answer["connects_per_s"],
-        "conn_genlimited": answer["cpu_pct"] >= GENERATOR_CPU_LIMIT,
+        "conn_genlimited": limited,
     }
 
 
