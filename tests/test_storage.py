@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from chatsio.errors import Conflict
-from chatsio.protocol import KIND_MESSAGE, KIND_NOTIFICATION, now_ms
+from chatsio.protocol import KIND_FILE, KIND_MESSAGE, KIND_NOTIFICATION, now_ms
 from chatsio.storage import Storage, open_storage
-from chatsio.storage.records import Access, Chat, Message, User
+from chatsio.storage.records import Access, Chat, FileRef, Message, User
+from chatsio.storage.tables import chats, messages
 
 Opener = Callable[[], Awaitable[Storage]]
 WRITERS, PER_WRITER = 2, 200
@@ -343,3 +344,160 @@ async def test_before_and_after_page_oldest_first(store: Storage) -> None:
     assert await messages.after(str(uuid.uuid4()), 0, 50) == []
     page = await messages.after(chat.id, 4, 1)
     assert [(m.seq, m.text) for m in page] == [(5, "m5")]
+
+
+# Group commit
+
+
+def count_commits(storage: Storage) -> list[int]:
+    """Record the size of every batch the store's writer commits."""
+    writer = storage.messages.writer
+    sizes: list[int] = []
+    commit = writer.commit
+
+    async def counted(batch):
+        sizes.append(len(batch))
+        await commit(batch)
+
+    writer.commit = counted
+    return sizes
+
+
+async def test_concurrent_appends_share_one_commit_and_fail_alone(
+    store: Storage,
+) -> None:
+    senders = ("alice", "bob", "carol", "dave")
+    await add_users(store, *senders, "eve")
+    chat = await new_chat(store, *senders)
+    ended = await new_chat(store, "alice", "bob")
+    await store.messages.end_chat(ended.id, "over", now_ms())
+    sizes = count_commits(store)
+    sends = [
+        post(store, chat.id, f"{s}-{i}", sender=s) for i in range(15) for s in senders
+    ]
+    sends.insert(7, post(store, chat.id, "let me in", sender="eve"))
+    sends.insert(20, post(store, ended.id, "too late", sender="alice"))
+    results = await asyncio.wait_for(asyncio.gather(*sends), 60)
+
+    assert sizes == [62]
+    assert results[7] == (None, False) and results[20] == (None, False)
+    good = [m for m, created in results if created]
+    assert len(good) == 60
+    assert sorted(m.seq for m in good) == list(range(1, 61))
+    for sender in senders:  # each sender's messages keep the order they came in
+        theirs = [m for m in good if m.sender == sender]
+        assert [m.text for m in theirs] == [f"{sender}-{i}" for i in range(15)]
+        assert [m.seq for m in theirs] == sorted(m.seq for m in theirs)
+    assert await stored(store, chat.id) == sorted(good, key=lambda m: m.seq)
+    assert (await post(store, chat.id, "next"))[0].seq == 61
+
+
+async def test_a_failing_statement_fails_only_its_own_append(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    file = FileRef(str(uuid.uuid4()), "a.txt", "text/plain", 1)
+
+    async def send_file() -> tuple[Message | None, bool]:
+        return await store.messages.append(
+            chat.id,
+            kind=KIND_FILE,
+            text="a.txt",
+            sender="alice",
+            client_id=None,
+            now=now_ms(),
+            file=file,
+            content=b"x",
+        )
+
+    first, _ = await send_file()
+    sizes = count_commits(store)
+    sends = [post(store, chat.id, f"m{i}", sender="bob") for i in range(5)]
+    sends.insert(2, send_file())  # the same file id again: a unique violation
+    results = await asyncio.gather(*sends, return_exceptions=True)
+
+    assert isinstance(results.pop(2), Exception)
+    assert sizes[0] == 6  # tried together, then one by one
+    assert [m.seq for m, _ in results] == [2, 3, 4, 5, 6]
+    assert [m.seq for m in await stored(store, chat.id)] == [1, 2, 3, 4, 5, 6]
+    assert first.file == file
+
+
+async def test_repeated_client_id_in_one_batch_stores_one_message(
+    store: Storage,
+) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    sizes = count_commits(store)
+    results = await asyncio.gather(
+        post(store, chat.id, "before", sender="bob"),
+        post(store, chat.id, "once", client_id="same"),
+        post(store, chat.id, "between", sender="bob"),
+        post(store, chat.id, "once", client_id="same"),
+        post(store, chat.id, "after", sender="bob"),
+    )
+    assert sizes == [5]
+    (first, created), (again, repeated) = results[1], results[3]
+    assert created and not repeated and again == first
+    assert [m.seq for m, _ in results] == [1, 2, 3, 2, 4]
+    assert [m.text for m in await stored(store, chat.id)] == [
+        "before",
+        "once",
+        "between",
+        "after",
+    ]
+
+
+async def test_batches_are_bounded(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    store.messages.writer.max_batch = 4
+    sizes = count_commits(store)
+    results = await asyncio.gather(*(post(store, chat.id, f"m{i}") for i in range(10)))
+    assert sizes == [4, 4, 2]
+    assert [m.seq for m, _ in results] == list(range(1, 11))
+
+
+async def test_a_database_made_before_the_seq_trigger_is_upgraded(
+    open_store: Opener,
+) -> None:
+    old = await open_store()
+    await add_users(old, "alice", "bob")
+    chat = await new_chat(old, "alice", "bob")
+    async with old.engine.begin() as conn:
+        # As the previous version left it: no trigger, and last_seq bumped
+        # by the writer itself.
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(
+                "DROP TRIGGER IF EXISTS messages_take_seq ON messages"
+            )
+            await conn.exec_driver_sql("DROP FUNCTION IF EXISTS chatsio_take_seq()")
+        else:
+            await conn.exec_driver_sql("DROP TRIGGER IF EXISTS messages_take_seq")
+        await conn.exec_driver_sql("DROP INDEX IF EXISTS messages_by_client_id")
+        for seq in (1, 2):
+            await conn.execute(
+                messages.insert().values(
+                    chat_id=chat.id,
+                    seq=seq,
+                    kind=KIND_MESSAGE,
+                    text=f"old {seq}",
+                    sender="alice",
+                    ts=now_ms(),
+                    client_id=f"c{seq}",
+                )
+            )
+        await conn.execute(
+            chats.update().where(chats.c.id == chat.id).values(last_seq=2)
+        )
+    await old.close()
+
+    new = await open_store()
+    message, created = await post(new, chat.id, "new", client_id="c3")
+    assert created and message.seq == 3
+    assert await post(new, chat.id, "again", client_id="c3") == (message, False)
+    assert await post(new, chat.id, "old again", client_id="c1") == (
+        (await stored(new, chat.id))[0],
+        False,
+    )
+    assert (await post(new, chat.id, "next"))[0].seq == 4
+    assert [m.seq for m in await stored(new, chat.id)] == [1, 2, 3, 4]

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatsio.storage import tables
 from chatsio.storage.records import FileRef, Message
@@ -38,6 +38,7 @@ chats, members, messages, files = (
     tables.messages,
     tables.files,
 )
+LOCK_CHATS = "SELECT id FROM chats WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
 
 
 def one_message_fault(exc: BaseException) -> bool:
@@ -179,14 +180,6 @@ class Statements:
             data=bindparam("p_data", type_=LargeBinary),
         )
         self.file = DriverStatement(file, dialect)
-        # Lock every chat of a batch in one order, so that two nodes' batches
-        # never wait on each other's rows in a cycle.
-        self.lock = (
-            select(chats.c.id)
-            .where(chats.c.id.in_(bindparam("p_chats", expanding=True)))
-            .order_by(chats.c.id)
-            .with_for_update()
-        )
 
 
 class AppendWriter:
@@ -229,10 +222,15 @@ class AppendWriter:
 
     async def commit(self, batch: list[tuple[Append, asyncio.Future]]) -> None:
         try:
-            async with self.engine.begin() as conn:
-                await self.lock(conn, batch)
+            async with self.engine.connect() as conn:
                 driver = (await conn.get_raw_connection()).driver_connection
-                results = [await self.write(driver, append) for append, _ in batch]
+                if self.statements.postgres:
+                    # The driver's own transaction: SQLAlchemy's would begin
+                    # only with a statement sent through it.
+                    async with driver.transaction():
+                        results = await self.write_all(driver, batch)
+                else:
+                    results = await self.write_sqlite(driver, batch)
         except Exception as exc:
             if len(batch) > 1 and one_message_fault(exc):
                 for item in batch:  # find the one at fault; the others go in
@@ -244,12 +242,29 @@ class AppendWriter:
             if not future.done():
                 future.set_result(result)
 
-    async def lock(self, conn: AsyncConnection, batch: list) -> None:
-        if not self.statements.postgres:
-            return
-        chat_ids = sorted({append.chat_id for append, _ in batch})
-        if len(chat_ids) > 1:
-            await conn.execute(self.statements.lock, {"p_chats": chat_ids})
+    async def write_sqlite(self, driver, batch: list) -> list[Result]:
+        """One transaction in as few hops to aiosqlite's thread as it takes.
+
+        IMMEDIATE takes the write lock up front, as every chatsio transaction
+        on SQLite does (see ``database``): that is what makes last_seq + 1 safe.
+        """
+        await driver.execute_fetchall("BEGIN IMMEDIATE")
+        try:
+            results = await self.write_all(driver, batch)
+        except BaseException:
+            await driver.execute_fetchall("ROLLBACK")
+            raise
+        await driver.execute_fetchall("COMMIT")
+        return results
+
+    async def write_all(self, driver, batch: list) -> list[Result]:
+        if self.statements.postgres:
+            # Lock every chat of the batch in one order, so that two nodes'
+            # batches never wait on each other's rows in a cycle.
+            chat_ids = sorted({append.chat_id for append, _ in batch})
+            if len(chat_ids) > 1:
+                await driver.execute(LOCK_CHATS, chat_ids)
+        return [await self.write(driver, append) for append, _ in batch]
 
     async def write(self, driver, append: Append) -> Result:
         """One INSERT takes the seq, checks chat and member, and skips repeats."""
