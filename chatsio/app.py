@@ -32,6 +32,7 @@ from chatsio.sockets.bus import RedisBus
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
 from chatsio.sockets.emitter import MeteredEmitter
+from chatsio.sockets.fanout import DirectFanout
 from chatsio.sockets.ratelimit import Allowance
 from chatsio.sockets.server import ChatsioPacket, ChatsioServer
 from chatsio.storage import Storage, open_storage
@@ -45,7 +46,7 @@ storage_key = web.AppKey("storage", Storage)
 
 
 def create_sio(config: Config) -> ChatsioServer:
-    manager = RedisBus(config.redis_url) if config.redis_url else None
+    manager = RedisBus(config.redis_url) if config.redis_url else DirectFanout()
     return ChatsioServer(
         async_mode="aiohttp",
         namespaces=[CONTROL, CHAT],  # no others, the default "/" included

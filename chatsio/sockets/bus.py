@@ -31,6 +31,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from chatsio.sockets.fanout import DirectFanout
+
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 1.0
@@ -53,7 +55,10 @@ class RedisUnavailable(ConnectionError):
     """Redis is not serving this node's publish or subscribe path."""
 
 
-class RedisBus(socketio.AsyncRedisManager):
+class RedisBus(socketio.AsyncRedisManager, DirectFanout):
+    # DirectFanout comes after AsyncRedisManager in the bases, so in the method
+    # order it sits below AsyncPubSubManager, whose local delivery (of this
+    # node's emits and of those heard from Redis) calls super().emit().
     name = "chatsio-redis"
 
     def __init__(self, url: str, *, write_only: bool = False) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import time
 
 import engineio
 from aiohttp import web
@@ -24,6 +26,10 @@ BODY_TIMEOUT = 10.0
 # are full: it stopped reading) ends that connection. As python-engineio's
 # default ping timeout: a client that reads nothing would miss its pings too.
 SEND_TIMEOUT = 20.0
+# A frame written straight to a WebSocket (see ChatsioEngine.write_now) needs a
+# transport holding less than this unsent. Past it, packets take the queue,
+# where SEND_BACKLOG_MAX and SEND_TIMEOUT cut off a client that stopped reading.
+DIRECT_BUFFER_MAX = 64 * 1024
 
 
 class ChatsioEngine(engineio.AsyncServer):
@@ -50,6 +56,31 @@ class ChatsioEngine(engineio.AsyncServer):
             "websocket": BoundedWebSocket,
         }
         self.cutting_off: set[str] = set()
+
+    def create_queue(self, *args, **kwargs):
+        return SendQueue(*args, **kwargs)
+
+    def write_now(self, sid: str, frame: bytes) -> bool:
+        """Write a ready WebSocket ``frame`` to ``sid`` now, if nothing is ahead
+        of it; False leaves the packet to ``send_packet``.
+
+        Nothing is ahead when the socket's writer task waits on an empty queue:
+        a frame written now cannot overtake a packet queued or in its hands.
+        Polling, upgrading and closing sockets, one that owes a pong, and one
+        whose transport has a backlog all take the queue.
+        """
+        socket = self.sockets.get(sid)
+        if (
+            socket is None
+            or not socket.upgraded
+            or socket.upgrading
+            or socket.closing
+            or not socket.queue.idle()
+            or (socket.last_ping and time.time() - socket.last_ping > self.ping_timeout)
+        ):
+            return False
+        websocket = getattr(socket, "websocket", None)
+        return websocket is not None and websocket.write_now(frame)
 
     async def disconnect(self, sid=None):
         """As engineio's, but never stuck: its close waits for the client's
@@ -126,10 +157,27 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             # Break the socket <-> WebSocket cycle, so a closed connection is
             # freed at once rather than at the next full garbage collection.
             socket.websocket = None
+            if socket.closed:
+                socket.queue.discard()
 
     def abort(self) -> None:
         if self.request.transport is not None:
             self.request.transport.abort()
+
+    def write_now(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the transport unless it is closing, compressing
+        (deflate needs aiohttp's writer) or backed up past DIRECT_BUFFER_MAX."""
+        sock, transport = self._sock, self.request.transport
+        if (
+            sock.closed
+            or sock.compress
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > DIRECT_BUFFER_MAX
+        ):
+            return False
+        transport.write(frame)
+        return True
 
     async def send(self, message):
         try:
@@ -139,6 +187,49 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             logger.warning("dropping a WebSocket client that stopped reading")
             self.abort()
             raise ConnectionResetError("the client stopped reading") from None
+
+
+class SendQueue(asyncio.Queue):
+    """A socket's Engine.IO send queue, which knows when its consumer (the
+    WebSocket writer task) is parked on it empty-handed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+
+    async def get(self):
+        self.waiting += 1
+        try:
+            return await super().get()
+        finally:
+            self.waiting -= 1
+
+    def discard(self) -> None:
+        """Drop what is queued: its writer is gone. A ``close()`` that raced
+        with the client's own (its CLOSE packet queued after the writer took
+        its last batch) waits on ``join()``, which would otherwise never end."""
+        while not self.empty():
+            self.get_nowait()
+            self.task_done()
+
+    def idle(self) -> bool:
+        # A put wakes the waiter but leaves the item queued until it runs:
+        # not empty, so not idle, until the writer is back in get().
+        return self.waiting > 0 and self.empty()
+
+
+def text_frame(message: str) -> bytes:
+    """An unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a
+    server sends it."""
+    payload = message.encode()
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
 
 
 class WholeBody:

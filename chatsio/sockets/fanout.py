@@ -1,0 +1,77 @@
+"""Fan-out that encodes a packet once and writes it straight to idle WebSockets.
+
+python-socketio's ``AsyncManager.emit`` starts a task per recipient, each of
+which queues the packet for that socket's writer task, which encodes and sends
+it: three task switches and an encoding per recipient. Here the packet becomes
+one WebSocket frame, and each recipient whose writer is idle has it written to
+its transport at once (``ChatsioEngine.write_now``); the others (polling,
+upgrading, backed up, busy) take the stock queue path, which keeps each
+socket's order and the cut-off of clients that stop reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+from chatsio.sockets.engine import text_frame
+
+
+class DirectFanout(socketio.AsyncManager):
+    """``AsyncManager`` whose ``emit`` writes frames directly where it can.
+
+    Events with a callback (a distinct ack id per recipient) and binary events
+    (attachments follow as more frames) keep the stock path. ``RedisBus`` has
+    it below ``AsyncPubSubManager``, whose local delivery calls this ``emit``.
+    """
+
+    async def emit(
+        self,
+        event,
+        data,
+        namespace,
+        room=None,
+        skip_sid=None,
+        callback=None,
+        to=None,
+        **kwargs,
+    ):
+        room = to or room
+        if callback is not None or namespace not in self.rooms:
+            return await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback
+            )
+        if isinstance(data, tuple):
+            args = list(data)
+        else:
+            args = [] if data is None else [data]
+        pkt = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        )
+        if pkt.packet_type != packet.EVENT:  # binary
+            return await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid
+            )
+        message = eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())
+        frame = text_frame(message.encode())
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        eio = self.server.eio
+        queued = [
+            eio_sid
+            for sid, eio_sid in self.get_participants(namespace, room)
+            if sid not in skip and not eio.write_now(eio_sid, frame)
+        ]
+        if len(queued) == 1:
+            await self.server._send_eio_packet(queued[0], message)
+        elif queued:
+            # As the stock emit: a recipient being closed (a missed pong runs
+            # its disconnect handler) holds up no one else.
+            await asyncio.wait(
+                [
+                    asyncio.create_task(self.server._send_eio_packet(eio_sid, message))
+                    for eio_sid in queued
+                ]
+            )
