@@ -7,6 +7,7 @@ otherwise, with ``fields`` taken from marshmallow's messages.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -206,6 +207,38 @@ class MessageOut(Schema):
     ts = fields.Function(lambda message: protocol.iso(message.ts))
     client_id = fields.String(allow_none=True)
     file = fields.Function(lambda message: file_out(message.file))
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """What marshmallow makes of the fields above (a test holds the two
+        equal), built directly: every message sent is dumped at least twice."""
+        if self.only or self.exclude:
+            return super().dump(obj, many=many)
+        if self.many if many is None else many:
+            return [message_dict(message) for message in obj]
+        return message_dict(obj)
+
+
+def message_dict(message) -> dict:
+    return {
+        "id": message.chat_id,
+        "seq": message.seq,
+        "kind": message.kind,
+        "text": message.text,
+        "sender": message.sender,
+        "ts": iso_ms(message.ts),
+        "client_id": message.client_id,
+        "file": file_out(message.file),
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def iso_second(second: int) -> str:
+    """``protocol.iso`` up to the milliseconds, for messages of one second."""
+    return protocol.iso(second * 1000)[:-4]
+
+
+def iso_ms(ms: int) -> str:
+    return f"{iso_second(ms // 1000)}{ms % 1000:03d}Z"
 
 
 def file_out(file) -> dict | None:

@@ -165,8 +165,17 @@ class MessageService:
         await self.chats.require_member(user, chat_id, active=False)
         await depart()
 
-    async def typing(self, user: str, chat_id: str, origin: str | None) -> None:
-        await self.chats.require_member(user, chat_id, active=True)
+    async def typing(
+        self, user: str, chat_id: str, origin: str | None, *, joined: bool = False
+    ) -> None:
+        """Tell the room that ``user`` is typing.
+
+        ``joined``: the socket is in the chat's room, which only a member of an
+        active chat enters and which leave, disconnect and terminate empty, so
+        the membership need not be read again.
+        """
+        if not joined:
+            await self.chats.require_member(user, chat_id, active=True)
         await self.emitter.emit(
             TYPING,
             {"id": chat_id, "user": user},

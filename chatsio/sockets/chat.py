@@ -54,8 +54,21 @@ class ChatNamespace(BaseNamespace):
     async def on_typing(self, sid: str, user: str, payload: Any) -> dict:
         """typing: tell the room that the user is typing."""
         request = load(chat_ref_in, payload)
-        await self.services.messages.typing(user, request["id"], origin=sid)
+        chat_id = request["id"]
+        await self.services.messages.typing(
+            user, chat_id, origin=sid, joined=self.joined(sid, chat_id)
+        )
         return {}
+
+    def joined(self, sid: str, chat_id: str) -> bool:
+        """Whether the socket is in the chat's room (where join put it after
+        checking membership; terminate closes it on every node).
+
+        Asks the manager's room table directly: ``self.rooms(sid)`` would scan
+        every room of the namespace.
+        """
+        rooms = self.server.manager.rooms.get(self.namespace, {})
+        return sid in rooms.get(chat_room(chat_id), ())
 
     async def on_history(self, sid: str, user: str, payload: Any) -> dict:
         """history: older messages, page by page."""
