@@ -17,9 +17,10 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from machine import describe, raise_open_files
+from machine import commit, describe, raise_open_files
 from scenarios import SCENARIOS, Target
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -91,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="max s to wait for a quiet machine before a measurement "
         "(default 60; --quick 6)",
     )
+    parser.add_argument(
+        "--pg-url", default=PG_URL, help=f"chatsio-pg's database (default {PG_URL})"
+    )
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args(argv)
@@ -107,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.steps = [float(x) for x in (QUICK_STEPS if quick else FULL_STEPS)]
     args.scenarios = pick(args.scenarios, SCENARIOS, "--scenarios")
     args.servers = pick(args.servers, TARGETS, "--servers")
+    TARGETS["chatsio-pg"] = replace(TARGETS["chatsio-pg"], database=args.pg_url)
     return args
 
 
@@ -130,12 +135,15 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> dict:
                 target = TARGETS[key]
                 if scenario == "two-node" and target.kind != "chatsio":
                     continue
-                print(f"[{repeat}/{args.repeats}] {scenario} on {target.label}")
+                print(
+                    f"[{repeat}/{args.repeats}] {scenario} on {target.label}"
+                    f" (chatsio at {commit()})"
+                )
                 started = time.monotonic()
                 try:
                     found = await SCENARIOS[scenario](target, workdir, args)
-                except (RuntimeError, TimeoutError, OSError) as exc:
-                    print(f"    FAILED: {exc}")
+                except Exception as exc:  # report it and run the rest
+                    print(f"    FAILED: {type(exc).__name__}: {exc}")
                     found = {"failed": str(exc)}
                 print(f"    ({time.monotonic() - started:.0f} s)")
                 results[key].setdefault(scenario, []).append(found)

@@ -72,13 +72,21 @@ def database_url(target: Target, workdir: Path) -> str:
 
 
 async def deploy_chatsio(
-    target: Target, workdir: Path, count: int, rooms: bool, nodes: int
-) -> Deployment:
+    into: Deployment,
+    target: Target,
+    workdir: Path,
+    count: int,
+    rooms: bool,
+    nodes: int,
+) -> None:
     """Seed ``count`` users (one per client: a user may hold at most 20
-    connections), start the server(s), and start one chat per room over REST."""
+    connections), start the server(s), and start one chat per room over REST.
+    The servers go into ``into`` before they start, so the caller stops them
+    even if this fails half-way."""
     url = database_url(target, workdir)
     extra = {"REDIS_URL": REDIS_URL} if nodes > 1 else {}
     servers = [chatsio_server(workdir, url, **extra) for _ in range(nodes)]
+    into.servers.extend(servers)
     prefix = secrets.token_hex(3)  # runs against one PostgreSQL do not collide
     names = [f"p{prefix}_{index:05d}" for index in range(count)]
     tokens = await seed_users(SimpleNamespace(env=servers[0].env), names)
@@ -89,7 +97,7 @@ async def deploy_chatsio(
     chat_ids = [None] * math.ceil(count / ROOM_SIZE)
     if rooms:
         chat_ids = await create_chats(servers[0].url, chunks(names, ROOM_SIZE), tokens)
-    clients = [
+    into.clients = [
         {
             # Members alternate between the nodes: every room spans both.
             "url": servers[(index % ROOM_SIZE) % nodes].url,
@@ -99,16 +107,19 @@ async def deploy_chatsio(
         }
         for index, name in enumerate(names)
     ]
-    return Deployment(servers, clients, create_chats=False)
 
 
-async def deploy_peer(target: Target, workdir: Path, count: int) -> Deployment:
+async def deploy_peer(
+    into: Deployment, target: Target, workdir: Path, count: int
+) -> None:
     """A peer server; its chats are started over ``/control`` by the generator."""
     make = node_peer if target.kind == "node" else python_peer
     server = make(workdir)
+    into.servers.append(server)
     server.start()
     await server.wait_healthy()
-    clients = [
+    into.create_chats = True
+    into.clients = [
         {
             "url": server.url,
             "token": f"u{index:05d}",
@@ -117,7 +128,6 @@ async def deploy_peer(target: Target, workdir: Path, count: int) -> Deployment:
         }
         for index in range(count)
     ]
-    return Deployment([server], clients, create_chats=True)
 
 
 @asynccontextmanager
@@ -130,9 +140,9 @@ async def deployed(
     generator = None
     try:
         if target.kind == "chatsio":
-            deployment = await deploy_chatsio(target, workdir, count, rooms, nodes)
+            await deploy_chatsio(deployment, target, workdir, count, rooms, nodes)
         else:
-            deployment = await deploy_peer(target, workdir, count)
+            await deploy_peer(deployment, target, workdir, count)
         config = {
             "clients": deployment.clients,
             "roomSize": ROOM_SIZE,
