@@ -19,6 +19,7 @@
 
 const fs = require("node:fs");
 const readline = require("node:readline");
+const { monitorEventLoopDelay } = require("node:perf_hooks");
 const { Manager } = require("socket.io-client");
 
 const CONNECT_TIMEOUT_MS = 30000;
@@ -344,11 +345,15 @@ async function runStep({ rate, duration, rooms, drain: drainLimit = 10 }) {
   step = newStep();
   lateDeliveries = 0;
   const meter = cpuMeter();
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   const started = performance.now();
   const sendInfo = await sendSchedule(order, msgsPerSecond, duration);
   const usage = meter(); // over the send window: the generator's load at that rate
   await drain(drainLimit);
+  loop.disable();
   const result = summary(sendInfo, rate, duration, usage, started);
+  result.loop_delay_p99_ms = loop.percentile(99) / 1e6;
   step = null;
   return { ...result, rooms: used, clients: order.length, per_client_msgs_per_s: perClient };
 }
