@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import struct
 import time
@@ -10,6 +12,7 @@ import time
 import engineio
 from aiohttp import web
 from engineio.async_drivers import aiohttp as aiohttp_driver
+from engineio.async_socket import AsyncSocket
 from engineio.exceptions import EngineIOError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ SEND_TIMEOUT = 20.0
 # transport holding less than this unsent. Past it, packets take the queue,
 # where SEND_BACKLOG_MAX and SEND_TIMEOUT cut off a client that stopped reading.
 DIRECT_BUFFER_MAX = 64 * 1024
+# Engine.IO packet types: OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP.
+ENGINEIO_TYPES = frozenset("0123456")
 
 
 class ChatsioEngine(engineio.AsyncServer):
@@ -56,6 +61,58 @@ class ChatsioEngine(engineio.AsyncServer):
             "websocket": BoundedWebSocket,
         }
         self.cutting_off: set[str] = set()
+        self.ping_timers: dict[str, asyncio.Task] = {}
+
+    def start_background_task(self, target, *args, **kwargs):
+        task = super().start_background_task(target, *args, **kwargs)
+        if getattr(target, "__func__", None) is AsyncSocket._send_ping:
+            # engineio's ping timer sleeps a whole ping interval (25 s) and
+            # keeps its socket alive meanwhile, closed or not: under churn
+            # that held every connection of the last 25 s in memory.
+            sid = target.__self__.sid
+            self.ping_timers[sid] = task
+            task.add_done_callback(lambda done: self._forget_ping(sid, done))
+        return task
+
+    async def _service_task(self):
+        """As engineio's: check every socket's ping timeout once per
+        ``ping_timeout``, spread evenly. But it holds socket ids between
+        checks, where engineio's walks a copy of the socket table and so kept
+        each socket closed during a pass (up to 20 s) in memory."""
+        self.service_task_event = self.create_event()
+        while not self.service_task_event.is_set():
+            sids = list(self.sockets) or [None]
+            for sid in sids:
+                try:
+                    await self._check_socket(sid)
+                except Exception:
+                    logger.exception("checking Engine.IO session %s failed", sid)
+                try:
+                    async with asyncio.timeout(self.ping_timeout / len(sids)):
+                        await self.service_task_event.wait()
+                    return
+                except TimeoutError:
+                    pass
+
+    async def _check_socket(self, sid: str | None) -> None:
+        socket = self.sockets.get(sid)
+        if socket is None:
+            return
+        if socket.closed:
+            self.sockets.pop(sid, None)
+        elif not socket.closing:
+            await socket.check_ping_timeout()
+
+    def _forget_ping(self, sid: str, task: asyncio.Task) -> None:
+        if self.ping_timers.get(sid) is task:
+            del self.ping_timers[sid]
+
+    async def _trigger_event(self, event, *args, **kwargs):
+        if event == "disconnect":
+            timer = self.ping_timers.pop(args[0], None)
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
+        return await super()._trigger_event(event, *args, **kwargs)
 
     def create_queue(self, *args, **kwargs):
         return SendQueue(*args, **kwargs)
@@ -160,6 +217,28 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             if socket.closed:
                 socket.queue.discard()
 
+    async def wait(self):
+        """The next Engine.IO packet, as text or bytes; None once the
+        WebSocket has closed.
+
+        engineio's raises OSError at the close, and that exception's traceback
+        holds the handler's frames in a reference cycle: every closed
+        connection waited for a full garbage collection. And frames that are
+        no Engine.IO packet are dropped here, because engineio decodes them
+        outside its error handling: one ended the handler with a traceback
+        while its session lived on until the ping timeout.
+        """
+        while True:
+            data = (await self._sock.receive()).data
+            if not isinstance(data, (str, bytes)):
+                return None
+            if isinstance(data, bytes) or is_engineio_packet(data):
+                return data
+            logger.warning(
+                "dropped a malformed Engine.IO packet from %s",
+                self.handler.__self__.sid,
+            )
+
     def abort(self) -> None:
         if self.request.transport is not None:
             self.request.transport.abort()
@@ -216,6 +295,18 @@ class SendQueue(asyncio.Queue):
         # A put wakes the waiter but leaves the item queued until it runs:
         # not empty, so not idle, until the writer is back in get().
         return self.waiting > 0 and self.empty()
+
+
+def is_engineio_packet(text: str) -> bool:
+    """Whether engineio can decode ``text``: a known packet type, or ``b`` and
+    base64 (binary data in a text frame)."""
+    if text[:1] == "b":
+        try:
+            base64.b64decode(text[1:])
+        except binascii.Error:
+            return False
+        return True
+    return text[:1] in ENGINEIO_TYPES
 
 
 def text_frame(message: str) -> bytes:

@@ -83,35 +83,39 @@ class ChatsioServer(socketio.AsyncServer):
         elif pending is None and isinstance(data, bytes):
             logger.warning("dropped an unannounced attachment from %s", eio_sid)
             return
+        elif pending is not None and completes(pending):
+            if not placeholders_fit(pending.data, pending.attachment_count):
+                del self._binary_packet[eio_sid]
+                await self._refuse(
+                    eio_sid, pending, "a placeholder names no attachment"
+                )
+                return
         try:
             if isinstance(data, str) and data[:1] in BINARY_TYPES:
                 header = self.packet_class(encoded_packet=data)
                 if not 1 <= header.attachment_count <= MAX_ATTACHMENTS:
-                    await self._refuse(eio_sid, header)
+                    await self._refuse(
+                        eio_sid,
+                        header,
+                        f"a packet may carry 1 to {MAX_ATTACHMENTS} binary attachments",
+                    )
                     return
             await super()._handle_eio_message(eio_sid, data)
         except Exception as exc:  # a malformed packet is the client's problem
             self._binary_packet.pop(eio_sid, None)
             logger.warning("dropped a malformed packet from %s: %s", eio_sid, exc)
 
-    async def _refuse(self, eio_sid: str, header) -> None:
-        """Answer a binary packet whose attachment count is out of bounds."""
-        logger.warning(
-            "refused a packet with %s attachments from %s",
-            header.attachment_count,
-            eio_sid,
-        )
+    async def _refuse(self, eio_sid: str, header, why: str) -> None:
+        """Drop a binary packet, answering ``invalid`` if it asked for an ack."""
+        logger.warning("refused a binary packet from %s: %s", eio_sid, why)
         if header.id is not None and header.packet_type == packet.BINARY_EVENT:
-            error = InvalidPayload(
-                f"a packet may carry 1 to {MAX_ATTACHMENTS} binary attachments"
-            )
             await self._send_packet(
                 eio_sid,
                 self.packet_class(
                     packet.ACK,
                     namespace=header.namespace,
                     id=header.id,
-                    data=[{"ok": False, "error": error.to_dict()}],
+                    data=[{"ok": False, "error": InvalidPayload(why).to_dict()}],
                 ),
             )
 
@@ -147,3 +151,26 @@ class ChatsioServer(socketio.AsyncServer):
             return
         logger.info("closing %s: no namespace accepted it", eio_sid)
         await self.eio.expel(eio_sid)
+
+
+def completes(pending) -> bool:
+    """Whether the next attachment is the last one ``pending`` waits for."""
+    return len(pending.attachments) + 1 == pending.attachment_count
+
+
+def placeholders_fit(data, count: int) -> bool:
+    """Whether every binary placeholder in ``data`` names one of ``count``
+    attachments; python-socketio indexes with ``num`` unchecked."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if item.get("_placeholder") and "num" in item:
+                num = item["num"]
+                if type(num) is not int or not 0 <= num < count:
+                    return False
+            else:
+                stack.extend(item.values())
+    return True
