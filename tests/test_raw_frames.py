@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from aiohttp.test_utils import TestServer
 from cluster import wait_until
 from conftest import TIMEOUT, Harness, Peer
 from helpers import BadRecords, fast_user
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from chatsio.app import create_app, sio_key
@@ -370,6 +371,7 @@ MALFORMED = [
     frame("", None, "empty-engineio-frame"),
     frame("x", None, "engineio-type-not-a-digit"),
     frame("bQ", None, "engineio-bad-base64"),
+    frame("b\U000ec1fa", None, "engineio-base64-beyond-ascii"),
     frame("9", None, "engineio-type-9"),
 ]
 
@@ -805,15 +807,19 @@ async def test_random_frames_leave_the_server_healthy(server, frames):
     await assert_healthy(server, fresh_client=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="random frames reach the findings above: tracebacks, wedged and "
-    "crashed connections",
-)
+def asks_to_close(frame: str | bytes) -> bool:
+    """An Engine.IO CLOSE, or a Socket.IO DISCONNECT of /chat: a close that
+    the protocol asks for."""
+    return isinstance(frame, str) and (
+        frame.startswith("1") or re.match(r"41/chat(,|$)", frame) is not None
+    )
+
+
 @settings(RANDOM, phases=[Phase.explicit, Phase.generate])  # no shrinking
 @given(frames=random_frames)
 async def test_random_frames_are_dropped_cleanly(server, frames):
     """Each frame is handled or dropped: no traceback, no wedge, no close."""
+    assume(not any(asks_to_close(frame) for frame in frames))
     mark = len(server.log.records)
     socket = await RawSocket.open(server.harness)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
 import struct
 import time
@@ -303,7 +302,7 @@ def is_engineio_packet(text: str) -> bool:
     if text[:1] == "b":
         try:
             base64.b64decode(text[1:])
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters beyond ASCII
             return False
         return True
     return text[:1] in ENGINEIO_TYPES
