@@ -20,7 +20,7 @@ from chatsio.api import (
     pages,
 )
 from chatsio.api.cors import setup_cors
-from chatsio.api.errors import error_middleware
+from chatsio.api.errors import error_middleware, log_malformed_requests_as_info
 from chatsio.api.forwarded import forwarded_for
 from chatsio.api.headers import add_security_headers
 from chatsio.api.keys import config_key, metrics_key, services_key
@@ -69,6 +69,7 @@ def create_sio(config: Config) -> ChatsioServer:
 
 
 def create_app(config: Config) -> web.Application:
+    log_malformed_requests_as_info()
     middlewares = [error_middleware]
     if config.trusted_proxies:
         middlewares.insert(0, forwarded_for(config.trusted_proxies))

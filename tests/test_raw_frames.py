@@ -16,9 +16,8 @@ it is answered), a forged event changes nothing (sessions, rooms, stored
 messages), nothing under the watched loggers logs a traceback or an ERROR, and
 a bad polling request is answered 4xx within 2 s.
 
-Where the server does not do this today the test asserts the right behaviour
-and is marked ``xfail(strict=True)`` with the finding as its reason, so it
-turns red the day the server is fixed (and the marker should go).
+Each of the 13 findings these tests made is fixed (the commits that removed
+their ``xfail`` markers say how).
 
 The randomized tests follow test_fuzz.py's policy: derandomized, no example
 database, ``CHATSIO_FUZZ_EXAMPLES`` examples (see test_fuzz.py for the long run).
@@ -330,49 +329,48 @@ async def test_a_session_spoken_by_hand_works(server, raw):
 # Malformed Socket.IO packets ----------------------------------------------
 
 
-def frame(text: str, reason: str | None = None, name: str | None = None):
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(text, marks=marks, id=name or text[:40])
+def frame(text: str, name: str | None = None):
+    return pytest.param(text, id=name or text[:40])
 
 
 DEEP = "[" * 100_000 + "]" * 100_000
 HISTORY = '["history",{}]'
 
 MALFORMED = [
-    frame("4", name="empty-socketio-packet"),
-    frame("49", None, "type-9"),
-    frame("47/chat,[]", None, "type-7"),
-    frame("4x", None, "type-not-a-digit"),
-    frame('42/chat,["history"', None, "truncated-json"),
-    frame('42/chat,["history",{"id":', None, "truncated-object"),
-    frame('42/chat,{"0":"history"}', name="object-not-array"),
-    frame('42/chat,"history"', name="string-not-array"),
-    frame("42/chat,null", name="null-not-array"),
-    frame("42/chat,[]", name="empty-array"),
-    frame('42/chat,[5,{"id":"x"}]', name="event-name-a-number"),
-    frame('42/chat,[["history"],{}]', name="event-name-a-list"),
-    frame("42/chat,7", name="ack-id-without-data"),
-    frame("42/chat,1" + "0" * 100 + HISTORY, None, "ack-id-101-digits"),
-    frame(f"42/chat,{HISTORY}x", None, "trailing-garbage"),
-    frame(f'42/chat,["history",{DEEP}]', None, "nested-100000-deep"),
-    frame('42/chat,["history",{"limit":1' + "0" * 5000 + "}]", None, "5001-digits"),
-    frame('42/chat,["history",{"limit":1e999}]', name="float-overflow"),
-    frame('42/chat,["history",{"id":NaN}]', name="nan"),
-    frame('42/chat,["history",{"id":"\\ud800"}]', name="lone-surrogate"),
-    frame('42/chat,["history",{"id":"\\u0000"}]', name="nul"),
-    frame("43/chat,5[{}]", name="ack-for-nothing"),
-    frame("44/chat,{}", None, "client-connect-error"),
-    frame('40/chat,{"token":', None, "truncated-connect"),
-    frame(f"42/nonexistent,1{HISTORY}", name="event-to-unknown-namespace"),
-    frame(f"421{HISTORY}", name="event-to-default-namespace"),
-    frame("41/nonexistent,", name="disconnect-unknown-namespace"),
-    frame(f"45/chat,{HISTORY}", None, "binary-event-without-count"),
-    frame("46/chat,1[]", None, "binary-ack-without-count"),
-    frame("", None, "empty-engineio-frame"),
-    frame("x", None, "engineio-type-not-a-digit"),
-    frame("bQ", None, "engineio-bad-base64"),
-    frame("b\U000ec1fa", None, "engineio-base64-beyond-ascii"),
-    frame("9", None, "engineio-type-9"),
+    frame("4", "empty-socketio-packet"),
+    frame("49", "type-9"),
+    frame("47/chat,[]", "type-7"),
+    frame("4x", "type-not-a-digit"),
+    frame('42/chat,["history"', "truncated-json"),
+    frame('42/chat,["history",{"id":', "truncated-object"),
+    frame('42/chat,{"0":"history"}', "object-not-array"),
+    frame('42/chat,"history"', "string-not-array"),
+    frame("42/chat,null", "null-not-array"),
+    frame("42/chat,[]", "empty-array"),
+    frame('42/chat,[5,{"id":"x"}]', "event-name-a-number"),
+    frame('42/chat,[["history"],{}]', "event-name-a-list"),
+    frame("42/chat,7", "ack-id-without-data"),
+    frame("42/chat,1" + "0" * 100 + HISTORY, "ack-id-101-digits"),
+    frame(f"42/chat,{HISTORY}x", "trailing-garbage"),
+    frame(f'42/chat,["history",{DEEP}]', "nested-100000-deep"),
+    frame('42/chat,["history",{"limit":1' + "0" * 5000 + "}]", "5001-digits"),
+    frame('42/chat,["history",{"limit":1e999}]', "float-overflow"),
+    frame('42/chat,["history",{"id":NaN}]', "nan"),
+    frame('42/chat,["history",{"id":"\\ud800"}]', "lone-surrogate"),
+    frame('42/chat,["history",{"id":"\\u0000"}]', "nul"),
+    frame("43/chat,5[{}]", "ack-for-nothing"),
+    frame("44/chat,{}", "client-connect-error"),
+    frame('40/chat,{"token":', "truncated-connect"),
+    frame(f"42/nonexistent,1{HISTORY}", "event-to-unknown-namespace"),
+    frame(f"421{HISTORY}", "event-to-default-namespace"),
+    frame("41/nonexistent,", "disconnect-unknown-namespace"),
+    frame(f"45/chat,{HISTORY}", "binary-event-without-count"),
+    frame("46/chat,1[]", "binary-ack-without-count"),
+    frame("", "empty-engineio-frame"),
+    frame("x", "engineio-type-not-a-digit"),
+    frame("bQ", "engineio-bad-base64"),
+    frame("b\U000ec1fa", "engineio-base64-beyond-ascii"),
+    frame("9", "engineio-type-9"),
 ]
 
 
@@ -593,21 +591,6 @@ async def test_the_default_namespace_is_refused(server, text):
 
 # Engine.IO long-polling, over raw TCP ---------------------------------------
 
-NOT_UTF8 = (
-    "engineio decodes a polling body with bytes.decode('utf-8') and catches "
-    "only EngineIOError: UnicodeDecodeError is logged as 'post request handler "
-    "error' with a traceback and the POST is answered 200 OK"
-)
-ENGINEIO_ONCE = (
-    "engineio logs a client's first bad request of each kind ('Invalid "
-    "session ...') at ERROR (later ones at INFO): a client error, not a "
-    "server one"
-)
-AIOHTTP_PARSER = (
-    "aiohttp's server logs a malformed request (bad Content-Length, over-long "
-    "request line) as 'Error handling request' at ERROR with a traceback, "
-    "every time: any client can fill the log with tracebacks"
-)
 BIG = b"4" + b"a" * 1_250_000  # 1.25 MB
 
 
@@ -620,9 +603,8 @@ class Post:
     length: str | None = None  # Content-Length as sent; None: the body's
 
 
-def post(name: str, reason: str | None = None, **fields: Any):
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(Post(**fields), marks=marks, id=name)
+def post(name: str, **fields: Any):
+    return pytest.param(Post(**fields), id=name)
 
 
 async def polling_session(server: Server) -> str:
@@ -687,10 +669,10 @@ POSTS = [
     post("no-sid", sid="none"),
     post("non-numeric-length", length="abc"),
     post("negative-length", length="-5"),
-    post("over-the-buffer-8MB", None, body=b"4" * 8_000_000),
-    post("client-ping", None, body=b"2"),
-    post("eio3-length-prefix", None, body=b"2:40"),
-    post("not-utf8", None, body=b"4\xff\xfe"),
+    post("over-the-buffer-8MB", body=b"4" * 8_000_000),
+    post("client-ping", body=b"2"),
+    post("eio3-length-prefix", body=b"2:40"),
+    post("not-utf8", body=b"4\xff\xfe"),
 ]
 
 
@@ -712,10 +694,10 @@ async def test_an_empty_polling_post_is_no_packets(fresh):
 @pytest.mark.parametrize(
     "request_",
     [
-        post("wrong-sid", ENGINEIO_ONCE, sid="wrong"),
-        post("non-numeric-length", AIOHTTP_PARSER, length="abc"),
-        post("not-utf8", NOT_UTF8, body=b"4\xff\xfe"),
-        post("garbage-socketio-packet-1.25MB", None, body=BIG),
+        post("wrong-sid", sid="wrong"),
+        post("non-numeric-length", length="abc"),
+        post("not-utf8", body=b"4\xff\xfe"),
+        post("garbage-socketio-packet-1.25MB", body=BIG),
     ],
 )
 async def test_a_bad_polling_post_logs_no_error(fresh, request_):
@@ -723,7 +705,6 @@ async def test_a_bad_polling_post_logs_no_error(fresh, request_):
     assert fresh.log.since(0) == []
 
 
-@pytest.mark.xfail(strict=True, reason=AIOHTTP_PARSER)
 async def test_an_over_long_request_line_logs_no_error(fresh):
     url = fresh.harness.url + "/api/chats/" + "x" * 9000
     timeout = aiohttp.ClientTimeout(total=PROMPTLY)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from chatsio.api.keys import metrics_key
 from chatsio.errors import ChatsioError, InternalFault, InvalidPayload
@@ -67,3 +68,25 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidPayload("the body is not valid JSON") from None
     except RecursionError:
         raise InvalidPayload("the body is nested too deeply") from None
+
+
+class MalformedRequestsAsInfo(logging.Filter):
+    """aiohttp's server logs every malformed request (a bad Content-Length, a
+    request line over 8 KB) as an ERROR with a traceback, though it answers it
+    400 itself: any client could fill the log with tracebacks. Such a request
+    is the client's fault, worth one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        if isinstance(fault, HttpProcessingError):
+            said, why = record.getMessage(), " ".join(str(fault).split())[:200]
+            record.msg, record.args = "%s: %s", (said, why)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def log_malformed_requests_as_info() -> None:
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestsAsInfo) for f in server_logger.filters):
+        server_logger.addFilter(MalformedRequestsAsInfo())

@@ -113,6 +113,11 @@ class ChatsioEngine(engineio.AsyncServer):
                 timer.cancel()
         return await super()._trigger_event(event, *args, **kwargs)
 
+    def _log_error_once(self, message, message_key):
+        """engineio logs each kind of bad request (an unknown session, a bad
+        transport) once at ERROR, then at INFO: all are the client's fault."""
+        self.logger.info(message)
+
     def create_queue(self, *args, **kwargs):
         return SendQueue(*args, **kwargs)
 
