@@ -36,6 +36,8 @@ GENERATOR_CPU_LIMIT = 80.0  # % of its core: above it its own event loop queues,
 # which shows as latency (measured: p99 > 100 ms at 88 % against an idle server)
 LOOP_DELAY_LIMIT_MS = 20.0  # the generator's own event-loop delay, p99
 LOOP_DELAY_SHARE = 0.25  # ... and at least this share of the latency p99
+LOOP_BUSY_CPU = 50.0  # ... with its CPU at least this (% of its core); else
+# the lag is other processes on its core: a busy machine, not the generator
 PASS_DELIVERED = 0.999
 PASS_P99_MS = 100.0
 CPU_RATE = 9000.0  # deliveries/s of the CPU-per-delivery measurement
@@ -177,9 +179,9 @@ async def connect(generator: Generator, count: int, join: bool, concurrency: int
     return answer
 
 
-def loop_delayed(step: dict) -> bool:
-    """The generator's own event loop lagged enough to explain a good share
-    of the latency it measured (a lagging server does not delay it)."""
+def loop_lagged(step: dict) -> bool:
+    """The generator's event loop lagged enough to explain a good share of
+    the latency it measured (a slow server does not delay it)."""
     lag, p99 = step["loop_delay_p99_ms"], step["p99_ms"] or 0.0
     return lag > LOOP_DELAY_LIMIT_MS and lag > LOOP_DELAY_SHARE * p99
 
@@ -219,7 +221,9 @@ async def measured_step(
         drain=opts.drain,
     )
     cpu = deployment.cpu_seconds() - before
-    step["loop_delayed"] = loop_delayed(step)
+    lagged = loop_lagged(step)
+    step["loop_delayed"] = lagged and step["generator_cpu_pct"] >= LOOP_BUSY_CPU
+    step["machine_busy"] = lagged and not step["loop_delayed"]
     step["server_cpu_s"] = cpu
     step["server_cpu_pct"] = 100 * cpu / (time.monotonic() - started)
     step["cpu_us_per_delivery"] = 1e6 * cpu / max(1, step["delivered"])
@@ -240,6 +244,8 @@ def describe_step(step: dict) -> str:
         flags.append("GENERATOR-LIMITED: behind its send schedule")
     if step["loop_delayed"]:
         flags.append("GENERATOR-LIMITED: its event loop lagged")
+    if step["machine_busy"]:
+        flags.append("generator delayed by other processes on its core")
     if step["ack_errors"]:
         flags.append(f"ack errors {step['ack_errors']}")
     return (
