@@ -224,7 +224,11 @@ class AppendWriter:
         try:
             async with self.engine.connect() as conn:
                 driver = (await conn.get_raw_connection()).driver_connection
-                if self.statements.postgres:
+                if self.statements.postgres and alone(batch):
+                    # One INSERT (and its trigger) is atomic by itself: no
+                    # BEGIN and COMMIT round trips.
+                    results = await self.write_all(driver, batch)
+                elif self.statements.postgres:
                     # The driver's own transaction: SQLAlchemy's would begin
                     # only with a statement sent through it.
                     async with driver.transaction():
@@ -293,6 +297,11 @@ class AppendWriter:
             if rows:
                 return to_message(rows[0]), False
         return None, False
+
+
+def alone(batch: list[tuple[Append, asyncio.Future]]) -> bool:
+    """A batch of one message without a file: a single statement."""
+    return len(batch) == 1 and batch[0][0].file is None
 
 
 def fail(batch, exc: BaseException) -> None:
