@@ -10,35 +10,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import deque
-from dataclasses import dataclass
 
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    bindparam,
-    exists,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatsio.storage import tables
-from chatsio.storage.records import FileRef, Message
+from chatsio.storage.append_sql import (
+    LOCK_CHATS,
+    Append,
+    Result,
+    Statements,
+    to_message,
+)
+from chatsio.storage.records import Message
 
 MAX_BATCH = 256
-
-chats, members, messages, files = (
-    tables.chats,
-    tables.members,
-    tables.messages,
-    tables.files,
-)
-LOCK_CHATS = "SELECT id FROM chats WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
 
 
 def one_message_fault(exc: BaseException) -> bool:
@@ -50,136 +35,6 @@ def one_message_fault(exc: BaseException) -> bool:
         return True
     state = getattr(exc, "sqlstate", None)  # asyncpg: classes 22 and 23
     return isinstance(state, str) and state[:2] in ("22", "23")
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    chat_id: str
-    kind: str
-    text: str
-    sender: str | None
-    client_id: str | None
-    now: int
-    file: FileRef | None = None
-    content: bytes = b""
-
-    def params(self) -> dict:
-        file = self.file
-        return {
-            "p_chat": self.chat_id,
-            "p_kind": self.kind,
-            "p_text": self.text,
-            "p_sender": self.sender,
-            "p_ts": self.now,
-            "p_client": self.client_id,
-            "p_file_id": file and file.file_id,
-            "p_file_type": file and file.type,
-            "p_file_size": file and file.size,
-        }
-
-
-Result = tuple[Message | None, bool]
-
-
-def to_message(row) -> Message:
-    """A ``messages`` row, its columns in table order (extra ones after)."""
-    file_id, file_type, file_size = row[7:10]
-    file = None if file_id is None else FileRef(file_id, row[3], file_type, file_size)
-    return Message(*row[:7], file)
-
-
-class DriverStatement:
-    """A statement compiled once to the driver's SQL, run without SQLAlchemy:
-    one call into aiosqlite's thread (or one asyncpg round trip) instead of
-    SQLAlchemy's several, and no per-call compile or cache look-up."""
-
-    def __init__(self, statement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.defaults = compiled.params
-        self.order = compiled.positiontup
-        self.postgres = dialect.name == "postgresql"
-
-    async def rows(self, driver, params: dict) -> list:
-        values = [
-            params[name] if name in params else self.defaults[name]
-            for name in self.order
-        ]
-        if self.postgres:
-            return await driver.fetch(self.sql, *values)
-        return list(await driver.execute_fetchall(self.sql, values))
-
-
-class Statements:
-    """Built and compiled once per store."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.postgres = dialect.name == "postgresql"
-        insert = (postgresql if self.postgres else sqlite).insert
-        chat = bindparam("p_chat", type_=String)
-        sender = bindparam("p_sender", type_=String)
-        client = bindparam("p_client", type_=String)
-        is_member = exists().where(
-            members.c.chat_id == chat, members.c.username == sender
-        )
-        source = (
-            select(
-                chats.c.id,
-                chats.c.last_seq + 1,
-                bindparam("p_kind", type_=String),
-                bindparam("p_text", type_=Text),
-                sender,
-                bindparam("p_ts", type_=BigInteger),
-                client,
-                bindparam("p_file_id", type_=String),
-                bindparam("p_file_type", type_=String),
-                bindparam("p_file_size", type_=Integer),
-            )
-            .where(chats.c.id == chat, chats.c.active)
-            # PostgreSQL: wait for, then read, the newest last_seq. SQLite
-            # renders nothing here; its BEGIN IMMEDIATE already serializes.
-            .with_for_update(of=chats)
-        )
-        columns = [
-            "chat_id",
-            "seq",
-            "kind",
-            "text",
-            "sender",
-            "ts",
-            "client_id",
-            "file_id",
-            "file_type",
-            "file_size",
-        ]
-
-        def insert_from(query):
-            # A repeated client_id stores nothing, so the trigger takes no seq.
-            return (
-                insert(messages)
-                .from_select(columns, query)
-                .on_conflict_do_nothing(
-                    index_elements=["chat_id", "sender", "client_id"]
-                )
-                .returning(messages.c.seq)
-            )
-
-        self.by_member = DriverStatement(insert_from(source.where(is_member)), dialect)
-        self.by_system = DriverStatement(insert_from(source), dialect)
-        earlier = select(messages).where(
-            messages.c.chat_id == chat,
-            messages.c.sender == sender,
-            messages.c.client_id == client,
-            exists().where(chats.c.id == chat, chats.c.active),
-            is_member,
-        )
-        self.earlier = DriverStatement(earlier, dialect)
-        file = files.insert().values(
-            id=bindparam("p_file_id", type_=String),
-            chat_id=bindparam("p_chat", type_=String),
-            data=bindparam("p_data", type_=LargeBinary),
-        )
-        self.file = DriverStatement(file, dialect)
 
 
 class AppendWriter:
@@ -263,8 +118,6 @@ class AppendWriter:
 
     async def write_all(self, driver, batch: list) -> list[Result]:
         if self.statements.postgres:
-            # Lock every chat of the batch in one order, so that two nodes'
-            # batches never wait on each other's rows in a cycle.
             chat_ids = sorted({append.chat_id for append, _ in batch})
             if len(chat_ids) > 1:
                 await driver.execute(LOCK_CHATS, chat_ids)

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.protocol import KIND_NOTIFICATION
 from chatsio.storage import tables
-from chatsio.storage.appends import Append, AppendWriter, to_message
+from chatsio.storage.append_sql import Append, to_message
+from chatsio.storage.appends import AppendWriter
 from chatsio.storage.records import FileRef, Message, StoredFile
 
 chats, members, messages, files = (
