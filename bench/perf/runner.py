@@ -244,8 +244,9 @@ def legend(args: argparse.Namespace) -> str:
         ">= : the server passed every step it was given (the ladder or the "
         "client pool ended first), so its saturation point is higher.\n"
         "Medians over the repeats. ! = the generator was the limit in at least "
-        "one repeat (its CPU >= 80 % of its core, or it fell behind its send "
-        "schedule): that number is a floor for the server.\n"
+        "one repeat (its CPU >= 80 % of its core, it fell behind its send "
+        "schedule, or its own event loop lagged under its load): that number "
+        "is a floor for the server.\n"
         "Ratios are chatsio / peer: above 1 is better for chatsio in deliv/s "
         "and conn/s, worse in p99, CPU and KiB."
     )
