@@ -501,3 +501,39 @@ async def test_a_database_made_before_the_seq_trigger_is_upgraded(
     )
     assert (await post(new, chat.id, "next"))[0].seq == 4
     assert [m.seq for m in await stored(new, chat.id)] == [1, 2, 3, 4]
+
+
+async def test_two_writers_batching_over_the_same_chats_never_deadlock(
+    open_store: Opener,
+) -> None:
+    first, second = await open_store(), await open_store()
+    await add_users(first, "alice", "bob")
+    chats_ = [await new_chat(first, "alice", "bob") for _ in range(4)]
+    # Each writer's batches name the chats in a different order.
+    sends = [
+        post(store, chat.id, f"{n}-{i}")
+        for i in range(30)
+        for n, (store, order) in enumerate(((first, chats_), (second, chats_[::-1])))
+        for chat in order
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*sends), 60)
+    assert all(created for _, created in results)
+    for chat in chats_:
+        assert [m.seq for m in await stored(first, chat.id)] == list(range(1, 61))
+
+
+async def test_a_cancelled_caller_leaves_the_others_alone(store: Storage) -> None:
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    sends = [asyncio.ensure_future(post(store, chat.id, f"m{i}")) for i in range(5)]
+    await asyncio.sleep(0)  # every append is queued
+    sends[1].cancel()
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    assert isinstance(results.pop(1), asyncio.CancelledError)
+    # Cancelled after it was queued: it may or may not be stored, but the
+    # others are, and nothing is left with a gap.
+    seqs = [m.seq for m in await stored(store, chat.id)]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 4
+    assert sorted(m.seq for m, _ in results) == sorted(
+        m.seq for m in await stored(store, chat.id) if m.text != "m1"
+    )
