@@ -56,5 +56,37 @@ class Metrics:
             registry=registry,
         )
 
+        # Label children by label values: ``labels()`` costs more than the
+        # count itself, and these are counted on every event and message.
+        self._handled: dict[tuple, tuple] = {}
+        self._delivered: dict[tuple, Counter] = {}
+
+    def handled(self, namespace: str, event: str, outcome: str, seconds: float) -> None:
+        """Count one client event answered ``outcome`` (ok or an error code).
+
+        ``event`` must be a handler name (or "unknown"): the values are few.
+        """
+        key = (namespace, event, outcome)
+        children = self._handled.get(key)
+        if children is None:
+            children = self._handled[key] = (
+                self.latency.labels(namespace, event),
+                self.events.labels(namespace, event, outcome),
+                None if outcome == "ok" else self.errors.labels(outcome, "socket"),
+            )
+        latency, events, errors = children
+        latency.observe(seconds)
+        events.inc()
+        if errors is not None:
+            errors.inc()
+
+    def delivered(self, namespace: str | None, event: str, count: int) -> None:
+        """Count ``count`` sockets on this node sent ``event``."""
+        child = self._delivered.get((namespace, event))
+        if child is None:
+            child = self.deliveries.labels(namespace, event)
+            self._delivered[(namespace, event)] = child
+        child.inc(count)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

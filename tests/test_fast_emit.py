@@ -75,11 +75,11 @@ async def test_direct_and_queued_packets_keep_each_sockets_order(
         if n % 3 == 0:
             # A packet for bob alone, through his Engine.IO queue: the next
             # room emits find it there and must not overtake it.
-            await sio._send_packet(
+            await sio.eio.send(
                 bob_eio,
                 sio.packet_class(
                     socketio.packet.EVENT, namespace=CHAT, data=["aside", n]
-                ),
+                ).encode(),
             )
             expected.append(("aside", n))
         if n % 50 == 0:
@@ -148,3 +148,11 @@ async def test_a_server_emit_asking_for_an_ack_gets_it(chatsio, room) -> None:
         "question", 42, to=bob.sid[CHAT], namespace=CHAT, callback=replies.put_nowait
     )
     assert await asyncio.wait_for(replies.get(), TIMEOUT) == {"echo": 42}
+
+
+async def test_an_ack_is_written_straight_to_an_idle_websocket(room, writes) -> None:
+    _, bob, chat = room
+    before = writes[True]
+    for _ in range(5):
+        assert (await bob.call(CHAT, "typing", {"id": chat["id"]}))["ok"]
+    assert writes[True] >= before + 5  # his five acks: alice has not joined

@@ -158,12 +158,9 @@ class BaseNamespace(socketio.AsyncNamespace):
         # Label by handler name only: clients choose event names, not metrics.
         label = event if handler else "unknown"
         outcome = "ok" if reply["ok"] else reply["error"]["code"]
-        self.metrics.latency.labels(self.namespace, label).observe(
-            time.perf_counter() - started
+        self.metrics.handled(
+            self.namespace, label, outcome, time.perf_counter() - started
         )
-        self.metrics.events.labels(self.namespace, label, outcome).inc()
-        if not reply["ok"]:
-            self.metrics.errors.labels(outcome, "socket").inc()
         return reply
 
     def strike(self, sid: str, connection: Connection) -> None:

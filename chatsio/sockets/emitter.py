@@ -32,7 +32,7 @@ class MeteredEmitter:
             event, data, namespace=namespace, room=room, skip_sid=skip_sid
         )
         recipients = self.local_recipients(namespace or "/", room) - {skip_sid}
-        self.metrics.deliveries.labels(namespace, event).inc(len(recipients))
+        self.metrics.delivered(namespace, event, len(recipients))
 
     async def close_room(self, room: str, namespace: str | None = None) -> None:
         await self.sio.close_room(room, namespace=namespace)

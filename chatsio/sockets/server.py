@@ -6,12 +6,13 @@ import asyncio
 import logging
 
 import socketio
+from engineio import packet as eio_packet
 from socketio import packet
 
 from chatsio.errors import InvalidPayload
 from chatsio.protocol import RESERVED_EVENTS
 from chatsio.sockets import fastjson
-from chatsio.sockets.engine import ChatsioEngine
+from chatsio.sockets.engine import ChatsioEngine, text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,19 @@ class ChatsioServer(socketio.AsyncServer):
 
     def _engineio_server_class(self):
         return ChatsioEngine
+
+    async def _send_packet(self, eio_sid, pkt):
+        """As python-socketio's, but a text packet (an ack, above all) is
+        written straight to an idle WebSocket, as the fan-out does (see
+        ChatsioEngine.write_now); binary packets and busy sockets queue."""
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            for part in encoded:
+                await self.eio.send(eio_sid, part)
+            return
+        message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        if not self.eio.write_now(eio_sid, text_frame(message.encode())):
+            await self.eio.send_packet(eio_sid, message)
 
     async def _handle_eio_connect(self, eio_sid, environ):
         await super()._handle_eio_connect(eio_sid, environ)
