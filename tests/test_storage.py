@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -537,3 +538,36 @@ async def test_a_cancelled_caller_leaves_the_others_alone(store: Storage) -> Non
     assert sorted(m.seq for m, _ in results) == sorted(
         m.seq for m in await stored(store, chat.id) if m.text != "m1"
     )
+
+
+async def test_appends_racing_the_end_of_their_chat_leave_no_gap(
+    store: Storage,
+) -> None:
+    # On SQLite the appends and end_chat use two connections in this process.
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    sends = [post(store, chat.id, f"m{i}") for i in range(40)]
+    sends.insert(20, store.messages.end_chat(chat.id, "over", now_ms()))
+    results = await asyncio.wait_for(asyncio.gather(*sends), 60)
+    notice = results.pop(20)
+    seqs = [m.seq for m in await stored(store, chat.id)]
+    assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == notice.seq
+    assert sorted(m.seq for m, created in results if created) == seqs[:-1]
+
+
+async def test_closing_the_store_ends_its_writer_thread(
+    open_store: Opener,
+) -> None:
+    def writer_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("chatsio-sqlite")]
+
+    before = writer_threads()
+    storage = await open_store()
+    await add_users(storage, "alice", "bob")
+    chat = await new_chat(storage, "alice", "bob")
+    await asyncio.gather(*(post(storage, chat.id, f"m{i}") for i in range(3)))
+    if storage.engine.dialect.name == "sqlite":
+        assert len(writer_threads()) == len(before) + 1
+    await storage.close()
+    assert writer_threads() == before
+    await storage.close()  # a second close is harmless

@@ -26,7 +26,7 @@ class Storage:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        await self.messages.wait()
+        await self.messages.close()
         await self.engine.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -85,8 +86,8 @@ def to_message(row) -> Message:
 
 class DriverStatement:
     """A statement compiled once to the driver's SQL, run without SQLAlchemy:
-    one call into aiosqlite's thread (or one asyncpg round trip) instead of
-    SQLAlchemy's several, and no per-call compile or cache look-up."""
+    one asyncpg round trip (or one call on the SQLite writer's thread) instead
+    of SQLAlchemy's several, and no per-call compile or cache look-up."""
 
     def __init__(self, statement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -95,14 +96,20 @@ class DriverStatement:
         self.order = compiled.positiontup
         self.postgres = dialect.name == "postgresql"
 
-    async def rows(self, driver, params: dict) -> list:
-        values = [
+    def values(self, params: dict) -> list:
+        return [
             params[name] if name in params else self.defaults[name]
             for name in self.order
         ]
+
+    async def rows(self, driver, params: dict) -> list:
         if self.postgres:
-            return await driver.fetch(self.sql, *values)
-        return list(await driver.execute_fetchall(self.sql, values))
+            return await driver.fetch(self.sql, *self.values(params))
+        return list(await driver.execute_fetchall(self.sql, self.values(params)))
+
+    def rows_sync(self, connection: sqlite3.Connection, params: dict) -> list:
+        """The same on a stdlib ``sqlite3`` connection, on its own thread."""
+        return connection.execute(self.sql, self.values(params)).fetchall()
 
 
 def insert_message(dialect: Dialect, *, by_member: bool) -> DriverStatement:

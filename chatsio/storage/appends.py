@@ -3,6 +3,10 @@
 Concurrent appends queue up while a transaction is in flight; the next one
 writes up to ``MAX_BATCH`` of them and commits once. Each caller gets its own
 result, and no caller's result is given before the commit.
+
+On a SQLite file the whole transaction runs as one call on a thread of its own
+with its own ``sqlite3`` connection (``SqliteWriter``): one hand-off between
+threads per batch instead of one per statement through aiosqlite.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +26,7 @@ from chatsio.storage.append_sql import (
     Statements,
     to_message,
 )
+from chatsio.storage.database import enable_wal
 from chatsio.storage.records import Message
 
 MAX_BATCH = 256
@@ -46,6 +52,7 @@ class AppendWriter:
         self.statements = Statements(engine.dialect)
         self.pending: deque[tuple[Append, asyncio.Future]] = deque()
         self.writer: asyncio.Task | None = None
+        self.sqlite = SqliteWriter.for_engine(engine, self.statements)
 
     async def append(self, append: Append) -> Result:
         """Store one message with the next batch; return it and whether it is new."""
@@ -75,21 +82,18 @@ class AppendWriter:
         while self.writer is not None and not self.writer.done():
             await asyncio.wait([self.writer])
 
+    async def close(self) -> None:
+        """Let the queued appends finish, then stop the SQLite writer's thread."""
+        await self.wait()
+        if self.sqlite is not None:
+            await self.sqlite.close()
+
     async def commit(self, batch: list[tuple[Append, asyncio.Future]]) -> None:
         try:
-            async with self.engine.connect() as conn:
-                driver = (await conn.get_raw_connection()).driver_connection
-                if self.statements.postgres and alone(batch):
-                    # One INSERT (and its trigger) is atomic by itself: no
-                    # BEGIN and COMMIT round trips.
-                    results = await self.write_all(driver, batch)
-                elif self.statements.postgres:
-                    # The driver's own transaction: SQLAlchemy's would begin
-                    # only with a statement sent through it.
-                    async with driver.transaction():
-                        results = await self.write_all(driver, batch)
-                else:
-                    results = await self.write_sqlite(driver, batch)
+            if self.sqlite is not None:
+                results = await self.sqlite.transaction([a for a, _ in batch])
+            else:
+                results = await self.write_engine(batch)
         except Exception as exc:
             if len(batch) > 1 and one_message_fault(exc):
                 for item in batch:  # find the one at fault; the others go in
@@ -100,6 +104,23 @@ class AppendWriter:
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    async def write_engine(self, batch: list) -> list[Result]:
+        """One transaction on a connection of the engine's pool."""
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            if self.statements.postgres and alone(batch):
+                # One INSERT (and its trigger) is atomic by itself: no
+                # BEGIN and COMMIT round trips.
+                results = await self.write_all(driver, batch)
+            elif self.statements.postgres:
+                # The driver's own transaction: SQLAlchemy's would begin
+                # only with a statement sent through it.
+                async with driver.transaction():
+                    results = await self.write_all(driver, batch)
+            else:  # SQLite in memory: aiosqlite's connection
+                results = await self.write_sqlite(driver, batch)
+        return results
 
     async def write_sqlite(self, driver, batch: list) -> list[Result]:
         """One transaction in as few hops to aiosqlite's thread as it takes.
@@ -130,26 +151,118 @@ class AppendWriter:
         insert = statements.by_system if append.sender is None else statements.by_member
         inserted = await insert.rows(driver, params)
         if inserted:
-            seq = inserted[0][0]
             if append.file is not None:
                 params["p_data"] = append.content
                 await statements.file.rows(driver, params)
-            message = Message(
-                append.chat_id,
-                seq,
-                append.kind,
-                append.text,
-                append.sender,
-                append.now,
-                append.client_id,
-                append.file,
-            )
-            return message, True
+            return stored(append, inserted[0][0]), True
         if append.client_id is not None and append.sender is not None:
             rows = await statements.earlier.rows(driver, params)
             if rows:
                 return to_message(rows[0]), False
         return None, False
+
+
+class SqliteWriter:
+    """A SQLite file's appends on one thread with its own connection: a batch
+    (BEGIN IMMEDIATE, the statements, COMMIT) is one call to that thread.
+
+    The connection is opened in that thread, used only there, and closed there.
+    BEGIN IMMEDIATE and busy_timeout serialize it with every other connection
+    to the file, this process's engine included, as in ``database``.
+    """
+
+    def __init__(self, path: str, statements: Statements) -> None:
+        self.path = path
+        self.statements = statements
+        self.connection: sqlite3.Connection | None = None
+        self.closed = False
+        self.executor = ThreadPoolExecutor(  # the thread starts with the first call
+            max_workers=1, thread_name_prefix="chatsio-sqlite-writer"
+        )
+
+    @classmethod
+    def for_engine(
+        cls, engine: AsyncEngine, statements: Statements
+    ) -> SqliteWriter | None:
+        """One for an engine on a SQLite file; None for PostgreSQL or memory."""
+        path = engine.url.database
+        if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+            return None
+        if engine.url.query.get("uri") or path.startswith("file:"):
+            return None  # a URI may name a memory database: the engine's path
+        return cls(path, statements)
+
+    async def transaction(self, appends: list[Append]) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.write_all, appends)
+
+    async def close(self) -> None:
+        """Close the connection in its thread, then end the thread (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self.disconnect)
+        self.executor.shutdown(wait=True)  # idle by now: a join, not a wait
+
+    def connect(self) -> sqlite3.Connection:
+        # The settings of database.configure_sqlite; BEGIN is issued below.
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout=5000")
+        enable_wal(connection)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        self.connection = connection
+        return connection
+
+    def disconnect(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def write_all(self, appends: list[Append]) -> list[Result]:
+        """One transaction, on the writer's thread."""
+        connection = self.connection or self.connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            results = [self.write(connection, append) for append in appends]
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:  # a failed COMMIT may leave it open
+                connection.execute("ROLLBACK")
+            raise
+        return results
+
+    def write(self, connection: sqlite3.Connection, append: Append) -> Result:
+        """AppendWriter.write, synchronous."""
+        statements = self.statements
+        params = append.params()
+        insert = statements.by_system if append.sender is None else statements.by_member
+        inserted = insert.rows_sync(connection, params)
+        if inserted:
+            if append.file is not None:
+                params["p_data"] = append.content
+                statements.file.rows_sync(connection, params)
+            return stored(append, inserted[0][0]), True
+        if append.client_id is not None and append.sender is not None:
+            rows = statements.earlier.rows_sync(connection, params)
+            if rows:
+                return to_message(rows[0]), False
+        return None, False
+
+
+def stored(append: Append, seq: int) -> Message:
+    """The message ``append`` stored as ``seq``."""
+    return Message(
+        append.chat_id,
+        seq,
+        append.kind,
+        append.text,
+        append.sender,
+        append.now,
+        append.client_id,
+        append.file,
+    )
 
 
 def alone(batch: list[tuple[Append, asyncio.Future]]) -> bool:

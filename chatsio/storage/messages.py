@@ -24,9 +24,9 @@ class MessageStore:
         self.engine = engine
         self.writer = AppendWriter(engine)
 
-    async def wait(self) -> None:
-        """Let appends in flight finish."""
-        await self.writer.wait()
+    async def close(self) -> None:
+        """Let appends in flight finish; stop the writer's thread (SQLite)."""
+        await self.writer.close()
 
     async def append(
         self,
