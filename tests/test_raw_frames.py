@@ -459,6 +459,7 @@ async def test_a_binary_frame_without_a_header_is_dropped(server, raw, stray):
 @pytest.mark.parametrize("num", [5, "0", None])
 async def test_a_placeholder_naming_no_attachment_is_invalid(server, raw, num):
     mark = len(server.log.records)
+    errors_before = invalid_errors(server)
     ack = next(raw.ack_ids)
     file = {"id": server.chat_id, "name": "a", "type": "text/plain"}
     placeholder = {"_placeholder": True, "num": num}
@@ -466,7 +467,14 @@ async def test_a_placeholder_naming_no_attachment_is_invalid(server, raw, num):
     await raw.send(b"the only attachment")
     await assert_answers(raw, server)
     assert [reply["error"]["code"] for reply in ack_in(raw, CHAT, ack)] == ["invalid"]
+    assert invalid_errors(server) == errors_before + 1  # counted like the others
     assert server.log.since(mark) == []
+
+
+def invalid_errors(server: Server) -> float:
+    registry = server.sio.namespace_handlers[CHAT].metrics.registry
+    labels = {"code": "invalid", "edge": "socket"}
+    return registry.get_sample_value("chatsio_errors_total", labels) or 0.0
 
 
 async def test_a_placeholder_in_a_plain_event_is_no_attachment(server, raw):

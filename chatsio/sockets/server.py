@@ -122,6 +122,9 @@ class ChatsioServer(socketio.AsyncServer):
     async def _refuse(self, eio_sid: str, header, why: str) -> None:
         """Drop a binary packet, answering ``invalid`` if it asked for an ack."""
         logger.warning("refused a binary packet from %s: %s", eio_sid, why)
+        handler = self.namespace_handlers.get(header.namespace or "/")
+        if handler is not None:  # counted as the namespace counts its errors
+            handler.metrics.errors.labels("invalid", "socket").inc()
         if header.id is not None and header.packet_type == packet.BINARY_EVENT:
             await self._send_packet(
                 eio_sid,
