@@ -34,6 +34,7 @@ FULL_STEPS = [1000, 2000, 4000, 6000, 9000, 12000, 18000, 27000, 36000]
 FULL_STEPS += [54000, 72000, 96000, 128000]
 QUICK_STEPS = [1000, 3000, 6000, 9000, 18000, 36000, 54000]
 BUDGET = 4 * 3600.0
+CHATSIO_ONLY = ("two-node", "redis-fanout")  # scenarios the peers cannot run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--two-node-msgs",
         type=float,
         default=1.0,
-        help="two-node: msgs/s each client sends (default 1)",
+        help="two-node and redis-fanout: msgs/s each client sends (default 1)",
     )
     parser.add_argument(
         "--saturate-clients",
@@ -133,7 +134,7 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> dict:
         for scenario in args.scenarios:
             for key in args.servers:
                 target = TARGETS[key]
-                if scenario == "two-node" and target.kind != "chatsio":
+                if scenario in CHATSIO_ONLY and target.kind != "chatsio":
                     continue
                 print(
                     f"[{repeat}/{args.repeats}] {scenario} on {target.label}"
@@ -173,7 +174,12 @@ COLUMNS = [
     ("fanout lost/dup", "fanout", None, "fanout_genlimited", ""),
     ("2-node p99 ms", "two-node", "two_node_p99", "two_node_genlimited", ".1f"),
     ("2-node lost/dup", "two-node", None, "two_node_genlimited", ""),
+    ("Redis p99 ms", "redis-fanout", "redis_one_p99", "redis_one_genlimited", ".1f"),
+    ("Redis lost/dup", "redis-fanout", None, "redis_one_genlimited", ""),
 ]
+# The lost/dup columns' metric prefix.
+LOST_DUP = {"fanout lost/dup": "fanout", "2-node lost/dup": "two_node"}
+LOST_DUP["Redis lost/dup"] = "redis_one"
 
 
 def cell(runs: list[dict], metric: str | None, flag: str, spec: str, column: str):
@@ -182,7 +188,7 @@ def cell(runs: list[dict], metric: str | None, flag: str, spec: str, column: str
     if all(run.get("failed") for run in runs):
         return "failed", None
     if metric is None:  # lost/dup
-        prefix = "fanout" if column.startswith("fanout") else "two_node"
+        prefix = LOST_DUP[column]
         lost, dup = median(runs, f"{prefix}_lost"), median(runs, f"{prefix}_dup")
         if lost is None:
             return "-", None
@@ -240,7 +246,8 @@ def legend(args: argparse.Namespace) -> str:
     return (
         f"fanout: {each} {args.fanout_msgs:g} msg/s each; two-node: {each} "
         f"{args.two_node_msgs:g} msg/s each, members alternating between two "
-        f"chatsio processes sharing Redis and the database (both on core 0).\n"
+        f"chatsio processes sharing Redis and the database (both on core 0); "
+        f"Redis: the same load on one chatsio process with REDIS_URL set.\n"
         ">= : the server passed every step it was given (the ladder or the "
         "client pool ended first), so its saturation point is higher.\n"
         "Medians over the repeats. ! = the generator was the limit in at least "

@@ -84,13 +84,14 @@ async def deploy_chatsio(
     count: int,
     rooms: bool,
     nodes: int,
+    redis: bool,
 ) -> None:
     """Seed ``count`` users (one per client: a user may hold at most 20
     connections), start the server(s), and start one chat per room over REST.
     The servers go into ``into`` before they start, so the caller stops them
     even if this fails half-way."""
     url = database_url(target, workdir)
-    extra = {"REDIS_URL": REDIS_URL} if nodes > 1 else {}
+    extra = {"REDIS_URL": REDIS_URL} if redis else {}
     servers = [chatsio_server(workdir, url, **extra) for _ in range(nodes)]
     into.servers.extend(servers)
     prefix = secrets.token_hex(3)  # runs against one PostgreSQL do not collide
@@ -138,7 +139,13 @@ async def deploy_peer(
 
 @asynccontextmanager
 async def deployed(
-    target: Target, workdir: Path, count: int, *, rooms: bool = True, nodes: int = 1
+    target: Target,
+    workdir: Path,
+    count: int,
+    *,
+    rooms: bool = True,
+    nodes: int = 1,
+    redis: bool = False,
 ):
     """Server(s) and a started generator holding ``count`` (unconnected)
     clients; everything is stopped on the way out, whatever happens."""
@@ -146,7 +153,9 @@ async def deployed(
     generator = None
     try:
         if target.kind == "chatsio":
-            await deploy_chatsio(deployment, target, workdir, count, rooms, nodes)
+            await deploy_chatsio(
+                deployment, target, workdir, count, rooms, nodes, redis or nodes > 1
+            )
         else:
             await deploy_peer(deployment, target, workdir, count)
         config = {
@@ -384,9 +393,25 @@ async def two_node(target: Target, workdir: Path, opts) -> dict:
     return fanout_metrics("two_node", step)
 
 
+async def redis_fanout(target: Target, workdir: Path, opts) -> dict:
+    """One chatsio process with REDIS_URL set: every emit goes through Redis
+    pub/sub and back (as with many nodes) before it reaches the sockets."""
+    if target.kind != "chatsio":
+        return {}
+    count = opts.fanout_clients
+    async with deployed(target, workdir, count, redis=True) as (deployment, generator):
+        await connect(generator, count, True, opts.concurrency)
+        rate = count * opts.two_node_msgs * (ROOM_SIZE - 1)
+        step = await measured_step(
+            deployment, generator, opts, rate, count // ROOM_SIZE
+        )
+    return fanout_metrics("redis_one", step)
+
+
 SCENARIOS: dict[str, Callable] = {
     "fanout": fanout,
     "saturate": saturate,
     "conns": conns,
     "two-node": two_node,
+    "redis-fanout": redis_fanout,
 }
