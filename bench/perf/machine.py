@@ -7,31 +7,19 @@ import asyncio
 import os
 import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))  # the issue-6 benches' helpers
+from measure import cpu_seconds, rss_kib  # noqa: E402  (re-exported)
+
+__all__ = ["cpu_seconds", "rss_kib"]
 SERVER_CORE = 0
 GENERATOR_CORE = 1
 QUIET_IDLE = 0.90  # each core at least this idle over the sample
 QUIET_SAMPLE = 2.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS from /proc/<pid>/status."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def pinned(argv: list[str], core: int) -> list[str]:

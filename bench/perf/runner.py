@@ -9,10 +9,8 @@ servers interleaved within a repeat; the table shows the medians.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -291,23 +289,9 @@ def entry() -> int:
     ``finally`` stops its servers and generator (exit code 130)."""
     args = parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file too
+    from common import run  # bench/'s helpers: on the path once machine is in
 
-    async def bounded() -> int:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, task.cancel)
-        async with asyncio.timeout(BUDGET):
-            return await main(args)
-
-    try:
-        return asyncio.run(bounded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        return 130
-    except TimeoutError:
-        print(f"gave up after {BUDGET:.0f} s", file=sys.stderr)
-        return 1
+    return run(main, args, BUDGET)
 
 
 if __name__ == "__main__":
