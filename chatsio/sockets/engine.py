@@ -10,6 +10,7 @@ import time
 
 import engineio
 from aiohttp import web
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from engineio.exceptions import EngineIOError
@@ -142,6 +143,12 @@ class ChatsioEngine(engineio.AsyncServer):
             return False
         websocket = getattr(socket, "websocket", None)
         return websocket is not None and websocket.write_now(frame)
+
+    async def deliver(self, sid: str, message, frame: bytes) -> None:
+        """``frame`` written now if nothing is ahead of it, else ``message``
+        through the socket's queue (see ``outgoing``)."""
+        if not self.write_now(sid, frame):
+            await self.send_packet(sid, message)
 
     async def disconnect(self, sid=None):
         """As engineio's, but never stuck: its close waits for the client's
@@ -311,6 +318,14 @@ def is_engineio_packet(text: str) -> bool:
             return False
         return True
     return text[:1] in ENGINEIO_TYPES
+
+
+def outgoing(encoded: str) -> tuple[eio_packet.Packet, bytes]:
+    """A Socket.IO packet's text as the Engine.IO MESSAGE a socket's queue
+    takes, and as the WebSocket frame ``write_now`` takes: encoded once, for
+    any number of recipients."""
+    message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+    return message, text_frame(message.encode())
 
 
 def text_frame(message: str) -> bytes:

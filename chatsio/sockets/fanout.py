@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 
-from chatsio.sockets.engine import text_frame
+from chatsio.sockets.engine import outgoing
 
 
 class DirectFanout(socketio.AsyncManager):
@@ -55,8 +54,7 @@ class DirectFanout(socketio.AsyncManager):
             return await super().emit(
                 event, data, namespace, room=room, skip_sid=skip_sid
             )
-        message = eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())
-        frame = text_frame(message.encode())
+        message, frame = outgoing(pkt.encode())
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         eio = self.server.eio
         queued = [

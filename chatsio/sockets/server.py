@@ -6,13 +6,12 @@ import asyncio
 import logging
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 
 from chatsio.errors import InvalidPayload
 from chatsio.protocol import RESERVED_EVENTS
 from chatsio.sockets import fastjson
-from chatsio.sockets.engine import ChatsioEngine, text_frame
+from chatsio.sockets.engine import ChatsioEngine, outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +59,7 @@ class ChatsioServer(socketio.AsyncServer):
             for part in encoded:
                 await self.eio.send(eio_sid, part)
             return
-        message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        if not self.eio.write_now(eio_sid, text_frame(message.encode())):
-            await self.eio.send_packet(eio_sid, message)
+        await self.eio.deliver(eio_sid, *outgoing(encoded))
 
     async def _handle_eio_connect(self, eio_sid, environ):
         await super()._handle_eio_connect(eio_sid, environ)

@@ -26,7 +26,7 @@ from chatsio.storage.append_sql import (
     Statements,
     to_message,
 )
-from chatsio.storage.database import enable_wal
+from chatsio.storage.database import apply_sqlite_settings
 from chatsio.storage.records import Message
 
 MAX_BATCH = 256
@@ -206,12 +206,9 @@ class SqliteWriter:
         self.executor.shutdown(wait=True)  # idle by now: a join, not a wait
 
     def connect(self) -> sqlite3.Connection:
-        # The settings of database.configure_sqlite; BEGIN is issued below.
+        # As the engine's connections; BEGIN is issued by write_all.
         connection = sqlite3.connect(self.path, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout=5000")
-        enable_wal(connection)
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
+        apply_sqlite_settings(connection)
         self.connection = connection
         return connection
 

@@ -41,10 +41,7 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # Let the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=5000")
-        enable_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        apply_sqlite_settings(cursor)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -52,6 +49,15 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # IMMEDIATE takes the write lock up front, so two processes sharing the
         # file wait for each other instead of failing with a lock upgrade.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def apply_sqlite_settings(cursor) -> None:
+    """What every chatsio connection to a SQLite file sets (a DB-API cursor or
+    a ``sqlite3.Connection``): wait for the write lock, WAL, foreign keys."""
+    cursor.execute("PRAGMA busy_timeout=5000")
+    enable_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
 
 
 def enable_wal(cursor, attempts: int = 50) -> None:
