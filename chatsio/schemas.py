@@ -8,6 +8,7 @@ otherwise, with ``fields`` taken from marshmallow's messages.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from typing import Any
 
@@ -150,6 +151,57 @@ class NotifyIn(ChatRefIn, MessageIn):
     kind = Text(
         load_default=protocol.KIND_MESSAGE, validate=validate.OneOf(["message"])
     )
+
+    def load(self, data: Any, **kwargs: Any) -> Any:
+        """What marshmallow makes of a plainly valid ``notify`` (a test holds
+        the two equal), checked directly: every chat message is loaded here.
+        Anything else, an error above all, takes marshmallow's path."""
+        if not kwargs and not self.many:
+            loaded = plain_notify(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, **kwargs)
+
+
+NOTIFY_KEYS = frozenset(["id", "text", "client_id", "kind"])
+CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+def plain_notify(data: Any) -> dict | None:
+    """``data`` as NotifyIn loads it when every field is plainly valid (a
+    canonical chat id, storable strings within their bounds); None otherwise,
+    which says nothing about its validity."""
+    if type(data) is not dict or not data.keys() <= NOTIFY_KEYS:
+        return None
+    chat_id, text = data.get("id"), data.get("text")
+    client_id = data.get("client_id")
+    kind = data.get("kind", protocol.KIND_MESSAGE)
+    if (
+        type(chat_id) is not str
+        or not CANONICAL_UUID.fullmatch(chat_id)
+        or not plain_text(text, protocol.TEXT_MAX)
+        or not (client_id is None or plain_text(client_id, protocol.CLIENT_ID_MAX))
+        or kind != protocol.KIND_MESSAGE
+        or type(kind) is not str
+    ):
+        return None
+    return {"id": chat_id, "text": text, "client_id": client_id, "kind": kind}
+
+
+def plain_text(value: Any, most: int) -> bool:
+    """A str of 1 to ``most`` characters that Text accepts: no NUL, and UTF-8
+    encodable (ASCII is, at no cost to find out)."""
+    if type(value) is not str or not 0 < len(value) <= most or "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class FileIn(ChatRefIn):
