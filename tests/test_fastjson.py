@@ -10,8 +10,10 @@ import pytest
 from engineio import json as engineio_json
 from hypothesis import given
 from hypothesis import strategies as st
+from socketio import packet
 
 from chatsio.sockets import fastjson
+from chatsio.sockets.server import ChatsioPacket
 
 leaves = st.one_of(
     st.none(),
@@ -83,3 +85,28 @@ def test_keys_and_types_json_refuses_or_converts_are_left_to_json() -> None:
     with pytest.raises(TypeError):
         fastjson.dumps({"at": datetime.datetime.now()})
     assert fastjson.dumps("é\x1e") == '"é\\u001e"'  # UTF-8, control chars escaped
+
+
+binary_values = st.recursive(
+    leaves | st.binary(max_size=3) | st.binary(max_size=3).map(bytearray),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=4)
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=20,
+)
+
+
+@given(binary_values)
+def test_a_packet_finds_binary_data_as_python_socketio_does(value) -> None:
+    assert ChatsioPacket.data_is_binary(value) == packet.Packet.data_is_binary(value)
+
+
+def test_binary_data_anywhere_makes_a_binary_packet() -> None:
+    for data in [b"x", ["file", {"data": bytearray(b"x")}], [{"a": [[b""]]}]]:
+        assert ChatsioPacket.data_is_binary(data)
+    event = ChatsioPacket(packet.EVENT, data=["file", {"data": b"x"}])
+    assert event.packet_type == packet.BINARY_EVENT
+    text = ChatsioPacket(packet.EVENT, data=["notify", {"text": "x", "n": 2**70}])
+    assert text.packet_type == packet.EVENT

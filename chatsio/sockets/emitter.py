@@ -31,15 +31,21 @@ class MeteredEmitter:
         await self.sio.emit(
             event, data, namespace=namespace, room=room, skip_sid=skip_sid
         )
-        recipients = self.local_recipients(namespace or "/", room) - {skip_sid}
-        self.metrics.delivered(namespace, event, len(recipients))
+        self.metrics.delivered(
+            namespace, event, self.local_recipients(namespace or "/", room, skip_sid)
+        )
 
     async def close_room(self, room: str, namespace: str | None = None) -> None:
         await self.sio.close_room(room, namespace=namespace)
 
-    def local_recipients(self, namespace: str, room: str | list[str] | None) -> set:
-        rooms = room if isinstance(room, list) else [room]
-        manager = self.sio.manager
-        return {
-            sid for one in rooms for sid, _ in manager.get_participants(namespace, one)
-        }
+    def local_recipients(
+        self, namespace: str, room: str | list[str] | None, skip_sid: str | None
+    ) -> int:
+        """The sockets on this node in ``room`` (in any of them, for a list),
+        less ``skip_sid``: sockets, not users."""
+        rooms = self.sio.manager.rooms.get(namespace, {})
+        if isinstance(room, list):
+            sids = set().union(*(rooms.get(one, ()) for one in room))
+        else:
+            sids = rooms.get(room, ())
+        return len(sids) - (skip_sid in sids)

@@ -48,6 +48,16 @@ def dumps(obj: Any, *, separators: tuple[str, str] | None = None, **kwargs) -> s
     return json.dumps(obj, separators=(",", ":"), **kwargs)
 
 
+def encodes(obj: Any) -> bool:
+    """Whether orjson encodes ``obj``: then it holds no bytes or bytearray,
+    which orjson refuses at any depth."""
+    try:
+        orjson.dumps(obj, option=STRICT)
+    except TypeError:
+        return False
+    return True
+
+
 def loads(text: str | bytes, **kwargs) -> Any:
     """Decode as python-engineio's ``json.loads`` would."""
     if kwargs:
