@@ -60,6 +60,7 @@ class Metrics:
         # count itself, and these are counted on every event and message.
         self._handled: dict[tuple, tuple] = {}
         self._delivered: dict[tuple, Counter] = {}
+        self._stored: dict[str, Counter] = {}
 
     def handled(self, namespace: str, event: str, outcome: str, seconds: float) -> None:
         """Count one client event answered ``outcome`` (ok or an error code).
@@ -87,6 +88,13 @@ class Metrics:
             child = self.deliveries.labels(namespace, event)
             self._delivered[(namespace, event)] = child
         child.inc(count)
+
+    def stored(self, kind: str) -> None:
+        """Count one message of ``kind`` committed by this node."""
+        child = self._stored.get(kind)
+        if child is None:
+            child = self._stored[kind] = self.messages.labels(kind)
+        child.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -78,7 +78,7 @@ class ChatService:
             room=[user_room(name) for name in chat.members],
         )
         room = chat_room(chat_id)
-        self.metrics.messages.labels(notice.kind).inc()
+        self.metrics.stored(notice.kind)
         await self.emitter.emit(
             NOTIFY, message_out.dump(notice), namespace=CHAT, room=room
         )

@@ -128,7 +128,7 @@ class MessageService:
 
     async def publish(self, message: Message, origin: str | None) -> None:
         """Count a newly stored message and send it to its room."""
-        self.metrics.messages.labels(message.kind).inc()
+        self.metrics.stored(message.kind)
         await self.emitter.emit(
             NOTIFY,
             message_out.dump(message),

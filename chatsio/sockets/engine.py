@@ -203,6 +203,8 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     SEND_TIMEOUT and drop the connection instead of blocking its writer task
     (and so its handler) for ever."""
 
+    transport = None  # the connection's, once the upgrade is answered
+
     async def __call__(self, environ):
         # As the stock driver, but with the compression the engine was given:
         # aiohttp's default would negotiate deflate with every client that
@@ -219,6 +221,8 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         socket.websocket = self
         try:
             await self._sock.prepare(self.request)
+            # Kept for write_now: the request's property is a look-up per frame.
+            self.transport = self.request.transport
             await self.handler(self)
             return self._sock
         finally:
@@ -257,7 +261,7 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     def write_now(self, frame: bytes) -> bool:
         """Hand ``frame`` to the transport unless it is closing, compressing
         (deflate needs aiohttp's writer) or backed up past DIRECT_BUFFER_MAX."""
-        sock, transport = self._sock, self.request.transport
+        sock, transport = self._sock, self.transport
         if (
             sock.closed
             or sock.compress
