@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -19,8 +20,10 @@ from typing import Any
 from urllib.error import HTTPError
 
 import pytest
+from aiohttp import web
 
 import chatsio
+from chatsio.cli import GC_YOUNG_THRESHOLD, settle_gc
 
 SOURCE_ROOT = Path(chatsio.__file__).resolve().parent.parent
 RUN_TIMEOUT = 30.0  # one short command: start Python, touch the database, exit
@@ -233,3 +236,16 @@ def test_closed_registration_still_lets_the_operator_create_users(
         status, body = post(f"{server.url}/api/tokens", credentials)
         assert status == 200 and body["username"] == "alice", body
     assert server.process.returncode == 0, server.output()
+
+
+async def test_serve_settles_the_garbage_collector_once_started() -> None:
+    """What start-up made is frozen, and young objects are collected less often
+    (the hook ``serve`` adds after the app's own start-up)."""
+    threshold = gc.get_threshold()
+    try:
+        await settle_gc(web.Application())
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
