@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -56,45 +58,36 @@ class Metrics:
             registry=registry,
         )
 
-        # Label children by label values: ``labels()`` costs more than the
-        # count itself, and these are counted on every event and message.
-        self._handled: dict[tuple, tuple] = {}
-        self._delivered: dict[tuple, Counter] = {}
-        self._stored: dict[str, Counter] = {}
+        # Label children by metric and label values: ``labels()`` costs more
+        # than the count itself, and these are counted on every event and
+        # message. The label values are few (handler names, codes, kinds).
+        self._children: dict[tuple, Any] = {}
+
+    def child(self, metric: Any, *labels: str | None) -> Any:
+        """``metric.labels(*labels)``, looked up once."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def handled(self, namespace: str, event: str, outcome: str, seconds: float) -> None:
         """Count one client event answered ``outcome`` (ok or an error code).
 
         ``event`` must be a handler name (or "unknown"): the values are few.
         """
-        key = (namespace, event, outcome)
-        children = self._handled.get(key)
-        if children is None:
-            children = self._handled[key] = (
-                self.latency.labels(namespace, event),
-                self.events.labels(namespace, event, outcome),
-                None if outcome == "ok" else self.errors.labels(outcome, "socket"),
-            )
-        latency, events, errors = children
-        latency.observe(seconds)
-        events.inc()
-        if errors is not None:
-            errors.inc()
+        self.child(self.latency, namespace, event).observe(seconds)
+        self.child(self.events, namespace, event, outcome).inc()
+        if outcome != "ok":
+            self.child(self.errors, outcome, "socket").inc()
 
     def delivered(self, namespace: str | None, event: str, count: int) -> None:
         """Count ``count`` sockets on this node sent ``event``."""
-        child = self._delivered.get((namespace, event))
-        if child is None:
-            child = self.deliveries.labels(namespace, event)
-            self._delivered[(namespace, event)] = child
-        child.inc(count)
+        self.child(self.deliveries, namespace, event).inc(count)
 
     def stored(self, kind: str) -> None:
         """Count one message of ``kind`` committed by this node."""
-        child = self._stored.get(kind)
-        if child is None:
-            child = self._stored[kind] = self.messages.labels(kind)
-        child.inc()
+        self.child(self.messages, kind).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -130,7 +130,7 @@ class ChatsioServer(socketio.AsyncServer):
         logger.warning("refused a binary packet from %s: %s", eio_sid, why)
         handler = self.namespace_handlers.get(header.namespace or "/")
         if handler is not None:  # counted as the namespace counts its errors
-            handler.metrics.errors.labels("invalid", "socket").inc()
+            handler.metrics.child(handler.metrics.errors, "invalid", "socket").inc()
         if header.id is not None and header.packet_type == packet.BINARY_EVENT:
             await self._send_packet(
                 eio_sid,
