@@ -467,6 +467,32 @@ async def test_batches_are_bounded(store: Storage) -> None:
     assert [m.seq for m, _ in results] == list(range(1, 11))
 
 
+async def test_appends_soon_after_a_commit_share_the_next_one(
+    store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load commits are spaced out (here 0.3 s apart, to be sure of the
+    timing); appends made on different turns of the loop meanwhile go
+    together, and one made after a quiet spell does not wait."""
+    monkeypatch.setattr(appends, "COMMIT_SPACING", 0.3)
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    sizes = count_commits(store)
+    await post(store, chat.id, "first")
+    second = asyncio.ensure_future(post(store, chat.id, "second"))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the writer takes "second" alone without spacing
+    third = asyncio.ensure_future(post(store, chat.id, "third"))
+    await asyncio.wait_for(asyncio.gather(second, third), 10)
+    assert sizes == [1, 2]
+
+    await asyncio.sleep(0.35)
+    started = time.monotonic()
+    await post(store, chat.id, "after a pause")
+    assert time.monotonic() - started < 0.25
+    assert sizes == [1, 2, 1]
+    assert [m.seq for m in await stored(store, chat.id)] == [1, 2, 3, 4]
+
+
 async def test_a_database_made_before_the_seq_trigger_is_upgraded(
     open_store: Opener,
 ) -> None:

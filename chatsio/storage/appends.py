@@ -32,6 +32,11 @@ from chatsio.storage.database import apply_sqlite_settings
 from chatsio.storage.records import Message
 
 MAX_BATCH = 256
+# Under load a commit starts at most every COMMIT_SPACING seconds, and the
+# appends that arrive meanwhile share it: a commit (SQLite's WAL write, a
+# PostgreSQL round trip and flush) costs about as much as all the statements
+# of a small batch. Below 1 / COMMIT_SPACING commits a second nothing waits.
+COMMIT_SPACING = 0.001
 # SqliteWriter: the largest batch written in place on the event loop, and the
 # commits made there between two WAL checkpoints on its thread.
 IN_PLACE_MAX = 16
@@ -60,6 +65,7 @@ class AppendWriter:
         self.statements = Statements(engine.dialect)
         self.pending: deque[tuple[Append, asyncio.Future]] = deque()
         self.writer: asyncio.Task | None = None
+        self.last_commit = float("-inf")  # when the latest commit started
         self.sqlite = SqliteWriter.for_engine(engine, self.statements)
 
     async def append(self, append: Append) -> Result:
@@ -74,10 +80,16 @@ class AppendWriter:
 
     async def drain(self) -> None:
         """Write batches until the queue is empty (FIFO: a sender's order holds)."""
+        loop = asyncio.get_running_loop()
         while self.pending:
-            count = min(len(self.pending), self.max_batch)
-            batch = [self.pending.popleft() for _ in range(count)]
+            batch = []
             try:
+                wait = self.last_commit + COMMIT_SPACING - loop.time()
+                if wait > 0 and len(self.pending) < self.max_batch:
+                    await asyncio.sleep(wait)
+                count = min(len(self.pending), self.max_batch)
+                batch = [self.pending.popleft() for _ in range(count)]
+                self.last_commit = loop.time()
                 await self.commit(batch)
             except BaseException as exc:  # cancelled: nobody may wait forever
                 fail(batch, exc)
