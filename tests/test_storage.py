@@ -14,7 +14,7 @@ import pytest
 
 from chatsio.errors import Conflict
 from chatsio.protocol import KIND_FILE, KIND_MESSAGE, KIND_NOTIFICATION, now_ms
-from chatsio.storage import Storage, appends, open_storage
+from chatsio.storage import Storage, appends, database, open_storage
 from chatsio.storage.records import Access, Chat, FileRef, Message, User
 from chatsio.storage.tables import chats, messages
 
@@ -467,30 +467,37 @@ async def test_batches_are_bounded(store: Storage) -> None:
     assert [m.seq for m, _ in results] == list(range(1, 11))
 
 
-async def test_appends_soon_after_a_commit_share_the_next_one(
+async def test_appends_soon_after_a_loaded_commit_share_the_next_one(
     store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Under load commits are spaced out (here 0.3 s apart, to be sure of the
-    timing); appends made on different turns of the loop meanwhile go
-    together, and one made after a quiet spell does not wait."""
+    """After a commit of several appends, commits are spaced out (here 0.3 s
+    apart, to be sure of the timing): appends made on different turns of the
+    loop meanwhile go together. One caller appending one message at a time,
+    and an append after a quiet spell, do not wait."""
     monkeypatch.setattr(appends, "COMMIT_SPACING", 0.3)
     await add_users(store, "alice", "bob")
     chat = await new_chat(store, "alice", "bob")
     sizes = count_commits(store)
-    await post(store, chat.id, "first")
+    started = time.monotonic()
+    for i in range(3):
+        await post(store, chat.id, f"one at a time {i}")
+    assert time.monotonic() - started < 0.25
+    assert sizes == [1, 1, 1]
+
+    await asyncio.gather(*(post(store, chat.id, f"together {i}") for i in range(2)))
     second = asyncio.ensure_future(post(store, chat.id, "second"))
     for _ in range(3):
         await asyncio.sleep(0)  # the writer takes "second" alone without spacing
     third = asyncio.ensure_future(post(store, chat.id, "third"))
     await asyncio.wait_for(asyncio.gather(second, third), 10)
-    assert sizes == [1, 2]
+    assert sizes == [1, 1, 1, 2, 2]
 
     await asyncio.sleep(0.35)
     started = time.monotonic()
     await post(store, chat.id, "after a pause")
     assert time.monotonic() - started < 0.25
-    assert sizes == [1, 2, 1]
-    assert [m.seq for m in await stored(store, chat.id)] == [1, 2, 3, 4]
+    assert sizes == [1, 1, 1, 2, 2, 1]
+    assert [m.seq for m in await stored(store, chat.id)] == list(range(1, 9))
 
 
 async def test_a_database_made_before_the_seq_trigger_is_upgraded(
@@ -698,3 +705,26 @@ async def test_writing_in_place_checkpoints_the_wal(
     )
     assert wal < 2 * 1024 * 1024
     assert len(await stored(sqlite_store, chat.id)) == 400
+
+
+async def test_connections_checkpoint_the_wal_at_the_chosen_size(
+    sqlite_store: Storage,
+) -> None:
+    """Every connection but the loop's (which never checkpoints by itself)
+    copies the WAL out at WAL_CHECKPOINT_PAGES, not SQLite's 1,000."""
+    await add_users(sqlite_store, "alice", "bob")
+    chat = await new_chat(sqlite_store, "alice", "bob")
+    await post(sqlite_store, chat.id, "one")
+    writer = sqlite_store.messages.writer.sqlite
+
+    def autocheckpoint(connection: sqlite3.Connection) -> int:
+        return connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+    thread = await asyncio.get_running_loop().run_in_executor(
+        writer.executor, lambda: autocheckpoint(writer.connection or writer.connect())
+    )
+    assert thread == database.WAL_CHECKPOINT_PAGES == 4000
+    assert autocheckpoint(writer.in_place) == 0
+    async with sqlite_store.engine.connect() as conn:
+        pages = await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")
+        assert pages.scalar() == 4000

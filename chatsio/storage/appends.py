@@ -35,12 +35,15 @@ MAX_BATCH = 256
 # Under load a commit starts at most every COMMIT_SPACING seconds, and the
 # appends that arrive meanwhile share it: a commit (SQLite's WAL write, a
 # PostgreSQL round trip and flush) costs about as much as all the statements
-# of a small batch. Below 1 / COMMIT_SPACING commits a second nothing waits.
+# of a small batch. Load means that the last batch held more than one append
+# (as PostgreSQL's commit_siblings): one caller appending one message at a
+# time never waits, nor does anyone below 1 / COMMIT_SPACING commits a second.
 COMMIT_SPACING = 0.001
 # SqliteWriter: the largest batch written in place on the event loop, and the
-# commits made there between two WAL checkpoints on its thread.
+# commits made there between two WAL checkpoints on its thread (at a typical
+# ten pages a commit, about the WAL_CHECKPOINT_PAGES of the other connections).
 IN_PLACE_MAX = 16
-CHECKPOINT_EVERY = 200
+CHECKPOINT_EVERY = 400
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ class AppendWriter:
         self.pending: deque[tuple[Append, asyncio.Future]] = deque()
         self.writer: asyncio.Task | None = None
         self.last_commit = float("-inf")  # when the latest commit started
+        self.loaded = False  # whether it held more than one append
         self.sqlite = SqliteWriter.for_engine(engine, self.statements)
 
     async def append(self, append: Append) -> Result:
@@ -85,11 +89,11 @@ class AppendWriter:
             batch = []
             try:
                 wait = self.last_commit + COMMIT_SPACING - loop.time()
-                if wait > 0 and len(self.pending) < self.max_batch:
+                if self.loaded and wait > 0 and len(self.pending) < self.max_batch:
                     await asyncio.sleep(wait)
                 count = min(len(self.pending), self.max_batch)
                 batch = [self.pending.popleft() for _ in range(count)]
-                self.last_commit = loop.time()
+                self.last_commit, self.loaded = loop.time(), count > 1
                 await self.commit(batch)
             except BaseException as exc:  # cancelled: nobody may wait forever
                 fail(batch, exc)

@@ -51,11 +51,20 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A commit that leaves the WAL at this many pages or more copies it into the
+# database (a checkpoint). SQLite's default, 1,000 pages (4 MB), copied the
+# index pages of every active chat about once per 500 messages: at 3,000
+# messages/s half of each commit's cost. At 4,000 pages (16 MB) a page is
+# rewritten in the WAL several times before it is copied once.
+WAL_CHECKPOINT_PAGES = 4000
+
+
 def apply_sqlite_settings(cursor) -> None:
     """What every chatsio connection to a SQLite file sets (a DB-API cursor or
     a ``sqlite3.Connection``): wait for the write lock, WAL, foreign keys."""
     cursor.execute("PRAGMA busy_timeout=5000")
     enable_wal(cursor)
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
 
