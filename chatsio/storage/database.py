@@ -61,7 +61,8 @@ WAL_CHECKPOINT_PAGES = 4000
 
 def apply_sqlite_settings(cursor) -> None:
     """What every chatsio connection to a SQLite file sets (a DB-API cursor or
-    a ``sqlite3.Connection``): wait for the write lock, WAL, foreign keys."""
+    a ``sqlite3.Connection``): wait for the write lock, WAL and its checkpoint
+    size, foreign keys."""
     cursor.execute("PRAGMA busy_timeout=5000")
     enable_wal(cursor)
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
