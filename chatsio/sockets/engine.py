@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import struct
 import time
 
 import engineio
-from aiohttp import web
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from engineio.exceptions import EngineIOError
+
+from chatsio.sockets.websocket import BoundedWebSocket
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +24,6 @@ SEND_BACKLOG_MAX = 1000
 DISCONNECT_TIMEOUT = 0.5
 # A long-polling POST body must arrive within this time.
 BODY_TIMEOUT = 10.0
-# A WebSocket frame that cannot be written for this long (the client's buffers
-# are full: it stopped reading) ends that connection. As python-engineio's
-# default ping timeout: a client that reads nothing would miss its pings too.
-SEND_TIMEOUT = 20.0
-# A frame written straight to a WebSocket (see ChatsioEngine.write_now) needs a
-# transport holding less than this unsent. Past it, packets take the queue,
-# where SEND_BACKLOG_MAX and SEND_TIMEOUT cut off a client that stopped reading.
-DIRECT_BUFFER_MAX = 64 * 1024
-# Engine.IO packet types: OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP.
-ENGINEIO_TYPES = frozenset("0123456")
 
 
 class ChatsioEngine(engineio.AsyncServer):
@@ -198,91 +187,6 @@ class ChatsioEngine(engineio.AsyncServer):
             websocket.abort()
 
 
-class BoundedWebSocket(aiohttp_driver.WebSocket):
-    """python-engineio's aiohttp WebSocket, whose sends give up after
-    SEND_TIMEOUT and drop the connection instead of blocking its writer task
-    (and so its handler) for ever."""
-
-    transport = None  # the connection's, once the upgrade is answered
-
-    async def __call__(self, environ):
-        # As the stock driver, but with the compression the engine was given:
-        # aiohttp's default would negotiate deflate with every client that
-        # offers it, and a deflate context holds ~90 KB per connection.
-        self.request = environ["aiohttp.request"]
-        self.environ = environ
-        self._sock = web.WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size,
-            compress=self.server.ws_compression,
-        )
-        # The handler is a bound method of the Engine.IO socket it serves; the
-        # socket keeps a way back so that ChatsioEngine.expel can abort it.
-        socket = self.handler.__self__
-        socket.websocket = self
-        try:
-            await self._sock.prepare(self.request)
-            # Kept for write_now: the request's property is a look-up per frame.
-            self.transport = self.request.transport
-            await self.handler(self)
-            return self._sock
-        finally:
-            # Break the socket <-> WebSocket cycle, so a closed connection is
-            # freed at once rather than at the next full garbage collection.
-            socket.websocket = None
-            if socket.closed:
-                socket.queue.discard()
-
-    async def wait(self):
-        """The next Engine.IO packet, as text or bytes; None once the
-        WebSocket has closed.
-
-        engineio's raises OSError at the close, and that exception's traceback
-        holds the handler's frames in a reference cycle: every closed
-        connection waited for a full garbage collection. And frames that are
-        no Engine.IO packet are dropped here, because engineio decodes them
-        outside its error handling: one ended the handler with a traceback
-        while its session lived on until the ping timeout.
-        """
-        while True:
-            data = (await self._sock.receive()).data
-            if not isinstance(data, (str, bytes)):
-                return None
-            if isinstance(data, bytes) or is_engineio_packet(data):
-                return data
-            logger.warning(
-                "dropped a malformed Engine.IO packet from %s",
-                self.handler.__self__.sid,
-            )
-
-    def abort(self) -> None:
-        if self.request.transport is not None:
-            self.request.transport.abort()
-
-    def write_now(self, frame: bytes) -> bool:
-        """Hand ``frame`` to the transport unless it is closing, compressing
-        (deflate needs aiohttp's writer) or backed up past DIRECT_BUFFER_MAX."""
-        sock, transport = self._sock, self.transport
-        if (
-            sock.closed
-            or sock.compress
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size() > DIRECT_BUFFER_MAX
-        ):
-            return False
-        transport.write(frame)
-        return True
-
-    async def send(self, message):
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await super().send(message)
-        except TimeoutError:
-            logger.warning("dropping a WebSocket client that stopped reading")
-            self.abort()
-            raise ConnectionResetError("the client stopped reading") from None
-
-
 class SendQueue(asyncio.Queue):
     """A socket's Engine.IO send queue, which knows when its consumer (the
     WebSocket writer task) is parked on it empty-handed."""
@@ -310,18 +214,6 @@ class SendQueue(asyncio.Queue):
         # A put wakes the waiter but leaves the item queued until it runs:
         # not empty, so not idle, until the writer is back in get().
         return self.waiting > 0 and self.empty()
-
-
-def is_engineio_packet(text: str) -> bool:
-    """Whether engineio can decode ``text``: a known packet type, or ``b`` and
-    base64 (binary data in a text frame)."""
-    if text[:1] == "b":
-        try:
-            base64.b64decode(text[1:])
-        except ValueError:  # binascii.Error, or characters beyond ASCII
-            return False
-        return True
-    return text[:1] in ENGINEIO_TYPES
 
 
 def outgoing(encoded: str) -> tuple[eio_packet.Packet, bytes]:

@@ -1,0 +1,224 @@
+"""An Engine.IO session's WebSocket: served by chatsio, with bounded sends.
+
+python-engineio's own loop (``AsyncSocket._websocket_handler``) starts a task
+and a ``wait_for`` for every frame it reads, to give up on a client silent
+for a ping cycle: at chat rates that was a few per cent of the server's CPU.
+``BoundedWebSocket.serve`` speaks the same protocol and reads on the
+connection's own task, with no timeout per frame. A silent client still goes
+as soon: it stops answering pings, so engineio's ping check closes its
+session, and the writer, given nothing for a ping cycle, closes the
+WebSocket, which ends the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+from aiohttp import web
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as aiohttp_driver
+from engineio.exceptions import QueueEmpty, SocketIsClosedError, UnknownPacketError
+
+logger = logging.getLogger(__name__)
+
+# A WebSocket frame that cannot be written for this long (the client's buffers
+# are full: it stopped reading) ends that connection. As python-engineio's
+# default ping timeout: a client that reads nothing would miss its pings too.
+SEND_TIMEOUT = 20.0
+# A frame written straight to a WebSocket (see ChatsioEngine.write_now) needs a
+# transport holding less than this unsent. Past it, packets take the queue,
+# where SEND_BACKLOG_MAX and SEND_TIMEOUT cut off a client that stopped reading.
+DIRECT_BUFFER_MAX = 64 * 1024
+# Engine.IO packet types: OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP.
+ENGINEIO_TYPES = frozenset("0123456")
+
+
+class BoundedWebSocket(aiohttp_driver.WebSocket):
+    """python-engineio's aiohttp WebSocket, whose sends give up after
+    SEND_TIMEOUT and drop the connection instead of blocking its writer task
+    (and so its handler) for ever, and which serves its Engine.IO session
+    itself (see the module's docstring)."""
+
+    transport = None  # the connection's, once the upgrade is answered
+
+    async def __call__(self, environ):
+        # As the stock driver, but with the compression the engine was given:
+        # aiohttp's default would negotiate deflate with every client that
+        # offers it, and a deflate context holds ~90 KB per connection.
+        self.request = environ["aiohttp.request"]
+        self.environ = environ
+        self._sock = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size,
+            compress=self.server.ws_compression,
+        )
+        # The handler is engineio's, a bound method of the Engine.IO socket
+        # this serves; the socket keeps a way back so that
+        # ChatsioEngine.expel can abort it.
+        socket = self.handler.__self__
+        socket.websocket = self
+        try:
+            await self._sock.prepare(self.request)
+            # Kept for write_now: the request's property is a look-up per frame.
+            self.transport = self.request.transport
+            await self.serve(socket)
+            return self._sock
+        finally:
+            # Break the socket <-> WebSocket cycle, so a closed connection is
+            # freed at once rather than at the next full garbage collection.
+            socket.websocket = None
+            if socket.closed:
+                socket.queue.discard()
+
+    async def serve(self, socket) -> None:
+        """The session over this WebSocket, as engineio's handler runs it: the
+        upgrade handshake if it began on polling, then a writer task for the
+        queued packets while this task reads, until either side closes."""
+        if socket.connected:
+            if not await self.upgrade(socket):
+                return
+        else:
+            socket.connected = socket.upgraded = True
+        writer = asyncio.create_task(self.write_queued(socket))
+        await self.read_packets(socket)
+        await socket.queue.put(None)  # the writer's signal to stop
+        await writer
+        await socket.close(
+            wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE
+        )
+
+    async def upgrade(self, socket) -> bool:
+        """A polling session's move here: the client's PING "probe" answered,
+        the pending poll ended with a NOOP, then the client's UPGRADE. Sends
+        are held meanwhile (``upgrading``). False: the client did not follow
+        through within a ping timeout, and the session goes on polling.
+        (engineio's waits for the client without a limit.)"""
+        socket.upgrading = True
+        try:
+            async with asyncio.timeout(self.server.ping_timeout):
+                upgraded = await self.handshake(socket)
+        except TimeoutError:
+            logger.info("%s: WebSocket upgrade timed out", socket.sid)
+            upgraded = False
+        socket.upgraded, socket.upgrading = upgraded, False
+        return upgraded
+
+    async def handshake(self, socket) -> bool:
+        probe = await self.wait()
+        if probe is None or not is_packet(probe, eio_packet.PING, "probe"):
+            logger.info("%s: failed WebSocket upgrade, no PING probe", socket.sid)
+            return False
+        await self.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await socket.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
+        upgrade = await self.wait()
+        if upgrade is None or not is_packet(upgrade, eio_packet.UPGRADE):
+            logger.info("%s: failed WebSocket upgrade, no UPGRADE", socket.sid)
+            return False
+        return True
+
+    async def read_packets(self, socket) -> None:
+        """Hand each packet the client sends to the Engine.IO socket, until the
+        WebSocket closes or the socket is closed. aiohttp refuses frames over
+        the engine's ``max_http_buffer_size`` (``max_msg_size``)."""
+        while (data := await self.wait()) is not None:
+            try:
+                await socket.receive(eio_packet.Packet(encoded_packet=data))
+            except UnknownPacketError:  # OPEN, PING or NOOP from a client
+                pass
+            except SocketIsClosedError:
+                break
+            except Exception:  # one packet's failure is not the connection's
+                logger.exception("%s: receiving a packet failed", socket.sid)
+
+    async def write_queued(self, socket) -> None:
+        """Send what is queued for the socket (what ``write_now`` could not
+        write at once), until the reader or the queue's idle limit ends it."""
+        while True:
+            try:
+                packets = await socket.poll()
+            except QueueEmpty:  # nothing, not even a ping, for a ping cycle
+                break
+            if not packets:  # the reader is done
+                break
+            try:
+                for packet in packets:
+                    await self.send(packet.encode())
+            except Exception:  # the connection is gone or cut off
+                break
+        try:  # a close handshake waits on the client's buffers
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.close()
+        except TimeoutError:
+            self.abort()
+
+    async def wait(self):
+        """The next Engine.IO packet, as text or bytes; None once the
+        WebSocket has closed.
+
+        engineio's raises OSError at the close, and that exception's traceback
+        holds the handler's frames in a reference cycle: every closed
+        connection waited for a full garbage collection. And frames that are
+        no Engine.IO packet are dropped here, because engineio decodes them
+        outside its error handling: one ended the handler with a traceback
+        while its session lived on until the ping timeout.
+        """
+        while True:
+            data = (await self._sock.receive()).data
+            if not isinstance(data, (str, bytes)):
+                return None
+            if isinstance(data, bytes) or is_engineio_packet(data):
+                return data
+            logger.warning(
+                "dropped a malformed Engine.IO packet from %s",
+                self.handler.__self__.sid,
+            )
+
+    def abort(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
+    def write_now(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the transport unless it is closing, compressing
+        (deflate needs aiohttp's writer) or backed up past DIRECT_BUFFER_MAX."""
+        sock, transport = self._sock, self.transport
+        if (
+            sock.closed
+            or sock.compress
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > DIRECT_BUFFER_MAX
+        ):
+            return False
+        transport.write(frame)
+        return True
+
+    async def send(self, message):
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await super().send(message)
+        except TimeoutError:
+            logger.warning("dropping a WebSocket client that stopped reading")
+            self.abort()
+            raise ConnectionResetError("the client stopped reading") from None
+
+
+def is_packet(data: str | bytes, packet_type: int, payload: str | None = None) -> bool:
+    """Whether ``data`` is an Engine.IO packet of ``packet_type`` (carrying
+    ``payload``, if given), decoded as engineio decodes it."""
+    packet = eio_packet.Packet(encoded_packet=data)
+    return packet.packet_type == packet_type and (
+        payload is None or packet.data == payload
+    )
+
+
+def is_engineio_packet(text: str) -> bool:
+    """Whether engineio can decode ``text``: a known packet type, or ``b`` and
+    base64 (binary data in a text frame)."""
+    if text[:1] == "b":
+        try:
+            base64.b64decode(text[1:])
+        except ValueError:  # binascii.Error, or characters beyond ASCII
+            return False
+        return True
+    return text[:1] in ENGINEIO_TYPES
