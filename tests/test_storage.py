@@ -467,17 +467,16 @@ async def test_batches_are_bounded(store: Storage) -> None:
     assert [m.seq for m, _ in results] == list(range(1, 11))
 
 
-async def test_appends_of_several_senders_close_together_share_a_commit(
+async def test_appends_soon_after_a_loaded_commit_share_the_next_one(
     store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When an append comes within COMMIT_DELAY of another sender's (here
-    0.3 s, to be sure of the timing), the batch waits out the delay: appends
-    made on later turns of the loop meanwhile go in with it. One sender
-    appending one message at a time, and an append after a quiet spell, do
-    not wait."""
-    monkeypatch.setattr(appends, "COMMIT_DELAY", 0.3)
-    await add_users(store, "alice", "bob", "carol")
-    chat = await new_chat(store, "alice", "bob", "carol")
+    """After a commit of several appends, commits are spaced out (here 0.3 s
+    apart, to be sure of the timing): appends made on different turns of the
+    loop meanwhile go together. One caller appending one message at a time,
+    and an append after a quiet spell, do not wait."""
+    monkeypatch.setattr(appends, "COMMIT_SPACING", 0.3)
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
     sizes = count_commits(store)
     started = time.monotonic()
     for i in range(3):
@@ -485,20 +484,20 @@ async def test_appends_of_several_senders_close_together_share_a_commit(
     assert time.monotonic() - started < 0.25
     assert sizes == [1, 1, 1]
 
-    first = asyncio.ensure_future(post(store, chat.id, "alice's"))
-    second = asyncio.ensure_future(post(store, chat.id, "bob's", sender="bob"))
+    await asyncio.gather(*(post(store, chat.id, f"together {i}") for i in range(2)))
+    second = asyncio.ensure_future(post(store, chat.id, "second"))
     for _ in range(3):
-        await asyncio.sleep(0)  # the writer has started, and is waiting
-    third = asyncio.ensure_future(post(store, chat.id, "carol's", sender="carol"))
-    await asyncio.wait_for(asyncio.gather(first, second, third), 10)
-    assert sizes == [1, 1, 1, 3]
+        await asyncio.sleep(0)  # the writer takes "second" alone without spacing
+    third = asyncio.ensure_future(post(store, chat.id, "third"))
+    await asyncio.wait_for(asyncio.gather(second, third), 10)
+    assert sizes == [1, 1, 1, 2, 2]
 
     await asyncio.sleep(0.35)
     started = time.monotonic()
-    await post(store, chat.id, "after a pause", sender="bob")
+    await post(store, chat.id, "after a pause")
     assert time.monotonic() - started < 0.25
-    assert sizes == [1, 1, 1, 3, 1]
-    assert [m.seq for m in await stored(store, chat.id)] == list(range(1, 8))
+    assert sizes == [1, 1, 1, 2, 2, 1]
+    assert [m.seq for m in await stored(store, chat.id)] == list(range(1, 9))
 
 
 async def test_a_database_made_before_the_seq_trigger_is_upgraded(

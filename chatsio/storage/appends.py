@@ -32,17 +32,13 @@ from chatsio.storage.database import apply_sqlite_settings
 from chatsio.storage.records import Message
 
 MAX_BATCH = 256
-# Under load a batch is taken COMMIT_DELAY seconds after its first append came,
-# and the appends that arrive meanwhile share its commit: a commit (SQLite's
-# WAL writes, locks and checkpoint share; a PostgreSQL round trip and flush)
-# costs about as much as the statements of a small batch. Load means that the
-# latest append came less than COMMIT_DELAY after another sender's (as
-# PostgreSQL's commit_delay with commit_siblings): more are then likely to
-# come within the delay. One sender appending one message at a time never
-# waits, nor does anyone while appends come further apart than the delay.
-# Measured at 1,000 messages/s (9,000 deliveries/s): ~5 % less CPU, for
-# ~2 ms more latency.
-COMMIT_DELAY = 0.002
+# Under load a commit starts at most every COMMIT_SPACING seconds, and the
+# appends that arrive meanwhile share it: a commit (SQLite's WAL write, a
+# PostgreSQL round trip and flush) costs about as much as all the statements
+# of a small batch. Load means that the last batch held more than one append
+# (as PostgreSQL's commit_siblings): one caller appending one message at a
+# time never waits, nor does anyone below 1 / COMMIT_SPACING commits a second.
+COMMIT_SPACING = 0.001
 # SqliteWriter: the largest batch written in place on the event loop, and the
 # commits made there between two WAL checkpoints on its thread (at a typical
 # ten pages a commit, about the WAL_CHECKPOINT_PAGES of the other connections).
@@ -72,23 +68,13 @@ class AppendWriter:
         self.statements = Statements(engine.dialect)
         self.pending: deque[tuple[Append, asyncio.Future]] = deque()
         self.writer: asyncio.Task | None = None
-        self.first_came = 0.0  # when the oldest pending append came
-        self.last_came = float("-inf")  # when the latest append came, and whose
-        self.last_sender: str | None = None
-        self.loaded = False  # whether it came soon after another sender's
+        self.last_commit = float("-inf")  # when the latest commit started
+        self.loaded = False  # whether it held more than one append
         self.sqlite = SqliteWriter.for_engine(engine, self.statements)
 
     async def append(self, append: Append) -> Result:
         """Store one message with the next batch; return it and whether it is new."""
-        loop = asyncio.get_running_loop()
-        came = loop.time()
-        self.loaded = (
-            append.sender != self.last_sender and came - self.last_came < COMMIT_DELAY
-        )
-        self.last_came, self.last_sender = came, append.sender
-        if not self.pending:
-            self.first_came = came
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self.pending.append((append, future))
         if self.writer is None or self.writer.done():
             # Started on the next turn of the loop, by which time every handler
@@ -102,12 +88,12 @@ class AppendWriter:
         while self.pending:
             batch = []
             try:
-                wait = self.first_came + COMMIT_DELAY - loop.time()
+                wait = self.last_commit + COMMIT_SPACING - loop.time()
                 if self.loaded and wait > 0 and len(self.pending) < self.max_batch:
                     await asyncio.sleep(wait)
                 count = min(len(self.pending), self.max_batch)
                 batch = [self.pending.popleft() for _ in range(count)]
-                self.first_came = loop.time()  # for any left behind
+                self.last_commit, self.loaded = loop.time(), count > 1
                 await self.commit(batch)
             except BaseException as exc:  # cancelled: nobody may wait forever
                 fail(batch, exc)
