@@ -127,3 +127,33 @@ async def test_a_client_that_stops_answering_is_dropped(chatsio) -> None:
     await closed_by_server(ws)  # the pings go unanswered
     sid = json.loads(opening[1:])["sid"]
     await wait_until(lambda: sid not in eio.sockets, within=TIMEOUT)
+
+
+async def test_a_cancelled_session_leaves_no_writer_behind(chatsio) -> None:
+    """A stopping server cancels the handlers still running after its grace
+    period; a session's writer task goes with its handler instead of waiting
+    on its queue for ever."""
+    await chatsio.peer(await fast_user(chatsio, "alice"), transports=["websocket"])
+    (handler,) = [task for task in asyncio.all_tasks() if reads_frames(task)]
+    assert writers(), "a connected WebSocket has a writer task"
+    handler.cancel()
+    await wait_until(lambda: not writers(), within=TIMEOUT)
+
+
+def reads_frames(task: asyncio.Task) -> bool:
+    """Whether ``task`` is a connection's handler, reading its frames."""
+    awaiting = task.get_coro()
+    while awaiting is not None:
+        if getattr(awaiting, "__qualname__", "") == "BoundedWebSocket.read_packets":
+            return True
+        awaiting = getattr(awaiting, "cr_await", None)
+    return False
+
+
+def writers() -> list[asyncio.Task]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_coro().__qualname__ == "BoundedWebSocket.write_queued"
+        and not task.done()
+    ]

@@ -81,7 +81,11 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         else:
             socket.connected = socket.upgraded = True
         writer = asyncio.create_task(self.write_queued(socket))
-        await self.read_packets(socket)
+        try:
+            await self.read_packets(socket)
+        except BaseException:  # cancelled (the server stopping): the writer too
+            writer.cancel()
+            raise
         await socket.queue.put(None)  # the writer's signal to stop
         await writer
         await socket.close(
