@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import uuid
 
+import aiohttp
 from argon2 import PasswordHasher
-from conftest import PASSWORD
+from conftest import PASSWORD, TIMEOUT
 
 from chatsio.api.keys import services_key
 from chatsio.app import storage_key
@@ -97,6 +99,28 @@ async def store_messages(harness, chat_id: str, sender: str, count: int) -> None
             client_id=None,
             now=now_ms(),
         )
+
+
+async def open_polling_session(harness) -> str:
+    """A new Engine.IO session on long-polling: its sid."""
+    url = harness.url + "/socket.io/?EIO=4&transport=polling"
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with harness.http.get(url, timeout=timeout) as response:
+        opening = await response.text()
+    assert response.status == 200 and opening[0] == "0", opening
+    return json.loads(opening[1:])["sid"]
+
+
+async def end_polling_session(harness, sid: str) -> None:
+    """Close the session as a client does (a CLOSE packet), if it still lives.
+
+    An idle polling session would otherwise hold the server's shutdown for its
+    full 3 s notice bound (its close waits for a GET to drain its queue).
+    """
+    url = f"{harness.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with harness.http.post(url, data=b"1", timeout=timeout) as response:
+        await response.read()
 
 
 class BadRecords(logging.Handler):

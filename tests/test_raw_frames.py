@@ -42,7 +42,12 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from cluster import wait_until
 from conftest import TIMEOUT, Harness, Peer
-from helpers import BadRecords, fast_user
+from helpers import (
+    BadRecords,
+    end_polling_session,
+    fast_user,
+    open_polling_session,
+)
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
@@ -615,18 +620,9 @@ def post(name: str, **fields: Any):
     return pytest.param(Post(**fields), id=name)
 
 
-async def polling_session(server: Server) -> str:
-    url = server.harness.url + "/socket.io/?EIO=4&transport=polling"
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    async with server.harness.http.get(url, timeout=timeout) as response:
-        opening = await response.text()
-    assert response.status == 200 and opening[0] == "0", opening
-    return json.loads(opening[1:])["sid"]
-
-
 async def send_raw(server: Server, request: Post) -> int | None:
     """Send ``request``; its status, or None if none came within PROMPTLY."""
-    sid = await polling_session(server)
+    sid = await open_polling_session(server.harness)
     query = "EIO=4&transport=polling"
     if request.sid != "none":
         query += f"&sid={sid if request.sid == 'live' else 'x' + sid}"
@@ -655,20 +651,8 @@ async def send_raw(server: Server, request: Post) -> int | None:
         with contextlib.suppress(asyncio.CancelledError, OSError):
             await writing
         writer.transport.abort()  # unsent body bytes would hold the connection
-        await end_polling_session(server, sid)
+        await end_polling_session(server.harness, sid)
     return int(status_line.split()[1]) if status_line else None
-
-
-async def end_polling_session(server: Server, sid: str) -> None:
-    """Close the session as a client does (a CLOSE packet), if it still lives.
-
-    An idle polling session would otherwise hold the server's shutdown for its
-    full 3 s notice bound (its close waits for a GET to drain its queue).
-    """
-    url = f"{server.harness.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    async with server.harness.http.post(url, data=b"1", timeout=timeout) as response:
-        await response.read()
 
 
 POSTS = [

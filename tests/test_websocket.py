@@ -10,7 +10,7 @@ import json
 import aiohttp
 from cluster import wait_until
 from conftest import TIMEOUT
-from helpers import fast_user
+from helpers import end_polling_session, fast_user, open_polling_session
 
 from chatsio.app import sio_key
 from chatsio.protocol import CHAT, CONTROL
@@ -19,19 +19,21 @@ from chatsio.protocol import CHAT, CONTROL
 class Polling:
     """An Engine.IO session on long-polling, spoken by hand."""
 
-    def __init__(self, harness) -> None:
+    def __init__(self, harness, sid: str) -> None:
+        self.harness = harness
         self.http = harness.http
         self.endpoint = harness.url + "/socket.io/?EIO=4&transport=polling"
-        self.sid = ""
+        self.sid = sid
 
-    async def open(self) -> Polling:
-        opening = await self.get()
-        assert opening.startswith("0"), opening
-        self.sid = json.loads(opening[1:])["sid"]
-        return self
+    @classmethod
+    async def open(cls, harness) -> Polling:
+        return cls(harness, await open_polling_session(harness))
+
+    async def close(self) -> None:
+        await end_polling_session(self.harness, self.sid)
 
     async def get(self) -> str:
-        url = self.endpoint + (f"&sid={self.sid}" if self.sid else "")
+        url = f"{self.endpoint}&sid={self.sid}"
         async with self.http.get(url, timeout=aiohttp.ClientTimeout(TIMEOUT)) as r:
             assert r.status == 200, await r.text()
             return await r.text()
@@ -41,8 +43,8 @@ class Polling:
         async with self.http.post(url, data=body) as r:
             assert r.status == 200, await r.text()
 
-    async def websocket(self, harness) -> aiohttp.ClientWebSocketResponse:
-        url = harness.url.replace("http", "ws", 1)
+    async def websocket(self) -> aiohttp.ClientWebSocketResponse:
+        url = self.harness.url.replace("http", "ws", 1)
         return await self.http.ws_connect(
             f"{url}/socket.io/?EIO=4&transport=websocket&sid={self.sid}",
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=TIMEOUT),
@@ -89,13 +91,14 @@ async def test_a_polling_client_moves_to_the_websocket(chatsio) -> None:
 
 async def test_a_failed_upgrade_leaves_the_session_polling(chatsio) -> None:
     token = await fast_user(chatsio, "alice")
-    polling = await Polling(chatsio).open()
-    ws = await polling.websocket(chatsio)
+    polling = await Polling.open(chatsio)
+    ws = await polling.websocket()
     await ws.send_str("2not a probe")
     await closed_by_server(ws)
     session = chatsio.server.app[sio_key].eio.sockets[polling.sid]
     assert not session.upgraded and not session.upgrading
     assert await polling.connects(token)
+    await polling.close()
 
 
 async def test_a_stalled_upgrade_gives_up_after_the_ping_timeout(chatsio) -> None:
@@ -103,12 +106,13 @@ async def test_a_stalled_upgrade_gives_up_after_the_ping_timeout(chatsio) -> Non
     sends (``upgrading``) as long as the client kept the WebSocket open."""
     chatsio.server.app[sio_key].eio.ping_timeout = 0.3
     token = await fast_user(chatsio, "alice")
-    polling = await Polling(chatsio).open()
-    ws = await polling.websocket(chatsio)
+    polling = await Polling.open(chatsio)
+    ws = await polling.websocket()
     await closed_by_server(ws)  # having sent nothing
     session = chatsio.server.app[sio_key].eio.sockets[polling.sid]
     assert not session.upgraded and not session.upgrading
     assert await polling.connects(token)
+    await polling.close()
 
 
 async def test_a_client_that_stops_answering_is_dropped(chatsio) -> None:

@@ -43,8 +43,8 @@ MAX_BATCH = 256
 # CPU, for ~1.2 ms more latency at the median.
 COMMIT_SPACING = 0.003
 # SqliteWriter: the largest batch written in place on the event loop, and the
-# commits made there between two WAL checkpoints on its thread (at a typical
-# ten pages a commit, about the WAL_CHECKPOINT_PAGES of the other connections).
+# commits made there between two WAL checkpoints on its thread (at six to
+# ten pages a commit, up to the WAL_CHECKPOINT_PAGES of the other connections).
 IN_PLACE_MAX = 16
 CHECKPOINT_EVERY = 400
 
