@@ -516,7 +516,12 @@ async def test_a_database_made_before_the_seq_trigger_is_upgraded(
             await conn.exec_driver_sql("DROP FUNCTION IF EXISTS chatsio_take_seq()")
         else:
             await conn.exec_driver_sql("DROP TRIGGER IF EXISTS messages_take_seq")
-        await conn.exec_driver_sql("DROP INDEX IF EXISTS messages_by_client_id")
+        # and its client_id index, over NULLs too
+        await conn.exec_driver_sql("DROP INDEX messages_client_ids")
+        await conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX messages_by_client_id"
+            " ON messages (chat_id, sender, client_id)"
+        )
         for seq in (1, 2):
             await conn.execute(
                 messages.insert().values(
@@ -544,6 +549,61 @@ async def test_a_database_made_before_the_seq_trigger_is_upgraded(
     )
     assert (await post(new, chat.id, "next"))[0].seq == 4
     assert [m.seq for m in await stored(new, chat.id)] == [1, 2, 3, 4]
+    indexes = await index_definitions(new)
+    assert "messages_by_client_id" not in indexes
+    assert partial(indexes["messages_client_ids"], "client_id")
+
+
+async def test_unique_indexes_leave_out_messages_without_client_id_or_file(
+    store: Storage,
+) -> None:
+    indexes = await index_definitions(store)
+    assert partial(indexes["messages_client_ids"], "client_id")
+    assert partial(indexes["messages_file_ids"], "file_id")
+    # Still unique where they count; and NULLs never conflict.
+    await add_users(store, "alice", "bob")
+    chat = await new_chat(store, "alice", "bob")
+    first, _ = await post(store, chat.id, "one", client_id="c1")
+    assert await post(store, chat.id, "two", client_id="c1") == (first, False)
+    assert [(await post(store, chat.id, "x"))[1] for _ in range(2)] == [True, True]
+    file = FileRef(str(uuid.uuid4()), "a.txt", "text/plain", 1)
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        async with store.engine.begin() as conn:
+            for seq in (90, 91):
+                await conn.execute(
+                    messages.insert().values(
+                        chat_id=chat.id,
+                        seq=seq,
+                        kind=KIND_FILE,
+                        text="a.txt",
+                        sender="alice",
+                        ts=now_ms(),
+                        file_id=file.file_id,
+                    )
+                )
+
+
+async def index_definitions(storage: Storage) -> dict[str, str]:
+    """The ``messages`` table's indexes by name, as their CREATE statements."""
+    async with storage.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = (
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE tablename = 'messages'"
+            )
+        else:
+            query = (
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = 'messages' AND sql IS NOT NULL"
+            )
+        rows = (await conn.exec_driver_sql(query)).all()
+    return {name: definition for name, definition in rows}
+
+
+def partial(definition: str, column: str) -> bool:
+    """Whether an index's CREATE statement leaves out rows where ``column`` is
+    NULL (PostgreSQL writes the condition in brackets)."""
+    return f"WHERE {column} IS NOT NULL" in definition.replace("(", "")
 
 
 async def test_two_writers_batching_over_the_same_chats_never_deadlock(

@@ -141,7 +141,10 @@ def insert_message(dialect: Dialect, *, by_member: bool) -> DriverStatement:
     statement = (
         insert(messages)
         .from_select(COLUMNS, source)
-        .on_conflict_do_nothing(index_elements=["chat_id", "sender", "client_id"])
+        .on_conflict_do_nothing(
+            index_elements=["chat_id", "sender", "client_id"],
+            index_where=tables.HAS_CLIENT_ID,
+        )
         .returning(messages.c.seq)
     )
     return DriverStatement(statement, dialect)

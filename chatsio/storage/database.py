@@ -90,17 +90,22 @@ async def create_schema(engine: AsyncEngine) -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_ID})"))
         await conn.run_sync(metadata.create_all)
-        await create_seq_trigger(conn)
+        await upgrade(conn)
 
 
+# Databases made by earlier versions are brought up to date here: create_all
+# only adds missing tables. Their client_id index covered NULLs too (see
+# ``tables``); it is replaced by the partial one. Their unique file_id (a
+# column constraint, which SQLite cannot drop without rebuilding the table)
+# stays as it is: correct, one index write per message dearer.
+CLIENT_ID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ids"
+    " ON messages (chat_id, sender, client_id) WHERE client_id IS NOT NULL"
+)
+OLD_CLIENT_ID_INDEX = "DROP INDEX IF EXISTS messages_by_client_id"
 # seq is taken by the INSERT itself (last_seq + 1, read under the write lock);
 # this trigger then advances chats.last_seq, so a message that is not stored
-# (a repeated client_id) never uses up a seq. Created on databases made before
-# it existed, too: create_all only adds missing tables.
-CLIENT_ID_INDEX = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id"
-    " ON messages (chat_id, sender, client_id)"
-)
+# (a repeated client_id) never uses up a seq.
 TAKE_SEQ = (
     "UPDATE chats SET last_seq = NEW.seq WHERE id = NEW.chat_id AND last_seq < NEW.seq;"
 )
@@ -118,9 +123,11 @@ POSTGRES_TRIGGER = (
 )
 
 
-async def create_seq_trigger(conn) -> None:
-    """Add the client_id index and the seq trigger where they are missing."""
+async def upgrade(conn) -> None:
+    """Replace an earlier version's client_id index; add the seq trigger
+    where it is missing."""
     await conn.exec_driver_sql(CLIENT_ID_INDEX)
+    await conn.exec_driver_sql(OLD_CLIENT_ID_INDEX)
     if conn.dialect.name != "postgresql":
         await conn.exec_driver_sql(SQLITE_TRIGGER)
         return
