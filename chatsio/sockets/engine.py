@@ -103,6 +103,18 @@ class ChatsioEngine(engineio.AsyncServer):
                 timer.cancel()
         return await super()._trigger_event(event, *args, **kwargs)
 
+    async def receive_message(self, sid: str, data: str) -> None:
+        """A client's MESSAGE to the ``message`` handler (python-socketio's),
+        as engineio's socket and ``_trigger_event`` hand it on, errors logged,
+        without their layers: every event a client sends comes this way."""
+        handler = self.handlers.get("message")
+        if handler is None:
+            return
+        try:
+            await handler(sid, data)
+        except Exception:
+            logger.exception("handling a message from %s failed", sid)
+
     def _log_error_once(self, message, message_key):
         """engineio logs each kind of bad request (an unknown session, a bad
         transport) once at ERROR, then at INFO: all are the client's fault."""
@@ -110,6 +122,11 @@ class ChatsioEngine(engineio.AsyncServer):
 
     def create_queue(self, *args, **kwargs):
         return SendQueue(*args, **kwargs)
+
+    def write_now_to(self, sids, frame: bytes) -> list[str]:
+        """``write_now`` for each of ``sids``; those it could not write to."""
+        write_now = self.write_now
+        return [sid for sid in sids if not write_now(sid, frame)]
 
     def write_now(self, sid: str, frame: bytes) -> bool:
         """Write a ready WebSocket ``frame`` to ``sid`` now, if nothing is ahead

@@ -17,6 +17,7 @@ import socketio
 from socketio import packet
 
 from chatsio.sockets.engine import outgoing
+from chatsio.sockets.server import encode_text
 
 
 class DirectFanout(socketio.AsyncManager):
@@ -47,21 +48,21 @@ class DirectFanout(socketio.AsyncManager):
             args = list(data)
         else:
             args = [] if data is None else [data]
-        pkt = self.server.packet_class(
-            packet.EVENT, namespace=namespace, data=[event, *args]
-        )
-        if pkt.packet_type != packet.EVENT:  # binary
+        encoded = encode_text(packet.EVENT, namespace, None, [event, *args])
+        if encoded is None:  # binary, or JSON only the standard library writes
             return await super().emit(
                 event, data, namespace, room=room, skip_sid=skip_sid
             )
-        message, frame = outgoing(pkt.encode())
+        message, frame = outgoing(encoded)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        eio = self.server.eio
-        queued = [
-            eio_sid
-            for sid, eio_sid in self.get_participants(namespace, room)
-            if sid not in skip and not eio.write_now(eio_sid, frame)
-        ]
+        queued = self.server.eio.write_now_to(
+            [
+                eio_sid
+                for sid, eio_sid in self.participants(namespace, room).items()
+                if sid not in skip
+            ],
+            frame,
+        )
         if len(queued) == 1:
             await self.server._send_eio_packet(queued[0], message)
         elif queued:
@@ -73,3 +74,12 @@ class DirectFanout(socketio.AsyncManager):
                     for eio_sid in queued
                 ]
             )
+
+    def participants(self, namespace: str, room) -> dict[str, str]:
+        """``get_participants`` as a dict of sid to Engine.IO sid (for one room,
+        the room's own: not to be changed), without its generator and copy."""
+        rooms = self.rooms.get(namespace, {})
+        if isinstance(room, str) or not hasattr(room, "__len__"):
+            found = rooms.get(room)
+            return {} if found is None else found._fwdm
+        return dict(self.get_participants(namespace, room))

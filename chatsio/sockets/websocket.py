@@ -33,6 +33,7 @@ SEND_TIMEOUT = 20.0
 DIRECT_BUFFER_MAX = 64 * 1024
 # Engine.IO packet types: OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP.
 ENGINEIO_TYPES = frozenset("0123456")
+DIGITS = frozenset("0123456789")
 
 
 class BoundedWebSocket(aiohttp_driver.WebSocket):
@@ -42,6 +43,7 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     itself (see the module's docstring)."""
 
     transport = None  # the connection's, once the upgrade is answered
+    direct = False  # whether write_now may write frames itself
 
     async def __call__(self, environ):
         # As the stock driver, but with the compression the engine was given:
@@ -60,8 +62,11 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         socket.websocket = self
         try:
             await self._sock.prepare(self.request)
-            # Kept for write_now: the request's property is a look-up per frame.
+            # Kept for write_now: the request's property is a look-up per frame,
+            # and whether deflate was agreed (then frames need aiohttp's writer)
+            # is settled by the handshake.
             self.transport = self.request.transport
+            self.direct = not self._sock.compress
             await self.serve(socket)
             return self._sock
         finally:
@@ -126,6 +131,9 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         WebSocket closes or the socket is closed. aiohttp refuses frames over
         the engine's ``max_http_buffer_size`` (``max_msg_size``)."""
         while (data := await self.wait()) is not None:
+            if carries_socketio_packet(data):
+                await self.server.receive_message(socket.sid, data[1:])
+                continue
             try:
                 await socket.receive(eio_packet.Packet(encoded_packet=data))
             except UnknownPacketError:  # OPEN, PING or NOOP from a client
@@ -185,11 +193,10 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     def write_now(self, frame: bytes) -> bool:
         """Hand ``frame`` to the transport unless it is closing, compressing
         (deflate needs aiohttp's writer) or backed up past DIRECT_BUFFER_MAX."""
-        sock, transport = self._sock, self.transport
+        transport = self.transport
         if (
-            sock.closed
-            or sock.compress
-            or transport is None
+            not self.direct
+            or self._sock.closed
             or transport.is_closing()
             or transport.get_write_buffer_size() > DIRECT_BUFFER_MAX
         ):
@@ -214,6 +221,15 @@ def is_packet(data: str | bytes, packet_type: int, payload: str | None = None) -
     return packet.packet_type == packet_type and (
         payload is None or packet.data == payload
     )
+
+
+def carries_socketio_packet(data: str | bytes) -> bool:
+    """Whether ``data`` is an Engine.IO MESSAGE holding a Socket.IO packet as
+    text (a digit, the Socket.IO packet type, after the ``4``): every event a
+    client sends. engineio would decode it to that text, and the socket pass
+    it to the engine's ``message`` handler; ``ChatsioEngine.receive_message``
+    does so directly. Anything else takes engineio's decoding."""
+    return type(data) is str and data[:1] == "4" and data[1:2] in DIGITS
 
 
 def is_engineio_packet(text: str) -> bool:
