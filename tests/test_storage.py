@@ -754,17 +754,58 @@ async def test_writing_in_place_checkpoints_the_wal(
     sqlite_store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without checkpoints the WAL would grow by every commit made in place
-    (about 8 MB for these 400); with them it is reused from its start."""
+    (about 8 MB for these 400); with them it is reused from its start, once a
+    checkpoint made while nothing writes has copied all of it."""
     monkeypatch.setattr(appends, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(appends, "WAL_FRAMES_MAX", 100)
+    writer = sqlite_store.messages.writer.sqlite
     await add_users(sqlite_store, "alice", "bob")
     chat = await new_chat(sqlite_store, "alice", "bob")
     for i in range(400):
         await post(sqlite_store, chat.id, f"m{i}")
+        if writer.checkpointing is not None:
+            # As on a machine whose checkpoints keep up: how far the WAL
+            # grows beside a slow one depends on the disk and the scheduler.
+            await asyncio.wait_for(writer.checkpointing, 5)
     wal = await asyncio.to_thread(
         os.path.getsize, sqlite_store.engine.url.database + "-wal"
     )
     assert wal < 2 * 1024 * 1024
     assert len(await stored(sqlite_store, chat.id)) == 400
+
+
+async def test_a_slow_checkpoint_holds_up_no_append_until_the_wal_is_long(
+    sqlite_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint stuck on a slow disk (simulated: it waits for the test)
+    runs beside the appends. Once the WAL has grown past WAL_FRAMES_MAX, the
+    next checkpoint is waited for, so that the WAL can start over."""
+    monkeypatch.setattr(appends, "CHECKPOINT_EVERY", 3)
+    writer = sqlite_store.messages.writer.sqlite
+    checkpoint, disk_synced = writer.checkpoint_wal, threading.Event()
+
+    def slow_checkpoint() -> bool:
+        disk_synced.wait(10)
+        return checkpoint()
+
+    monkeypatch.setattr(writer, "checkpoint_wal", slow_checkpoint)
+    await add_users(sqlite_store, "alice", "bob")
+    chat = await new_chat(sqlite_store, "alice", "bob")
+    for i in range(10):  # a checkpoint starts after the third and holds
+        assert (await asyncio.wait_for(post(sqlite_store, chat.id, f"m{i}"), 5))[1]
+    assert writer.checkpointing is not None and not writer.checkpointing.done()
+    disk_synced.set()
+    await asyncio.wait_for(writer.checkpointing, 5)
+
+    disk_synced.clear()
+    writer.wal_frames = appends.WAL_FRAMES_MAX  # as a long WAL leaves it
+    waiting = asyncio.ensure_future(post(sqlite_store, chat.id, "after"))
+    done, _ = await asyncio.wait([waiting], timeout=0.3)
+    assert not done  # held until the checkpoint has run
+    disk_synced.set()
+    assert (await asyncio.wait_for(waiting, 5))[1]
+    assert writer.wal_frames == 0  # all copied: the WAL starts over
+    assert len(await stored(sqlite_store, chat.id)) == 11
 
 
 async def test_connections_checkpoint_the_wal_at_the_chosen_size(

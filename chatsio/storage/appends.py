@@ -43,10 +43,17 @@ MAX_BATCH = 256
 # CPU, for ~1.2 ms more latency at the median.
 COMMIT_SPACING = 0.003
 # SqliteWriter: the largest batch written in place on the event loop, and the
-# commits made there between two WAL checkpoints on its thread (at six to
+# commits made there between two WAL checkpoints on its thread (at four to
 # ten pages a commit, up to the WAL_CHECKPOINT_PAGES of the other connections).
 IN_PLACE_MAX = 16
 CHECKPOINT_EVERY = 400
+# A checkpoint runs beside the in-place commits: it takes 5-25 ms here, and
+# over 100 ms when the disk is slow to sync, a pause for every message if
+# appends waited for it. But the WAL starts over only once a checkpoint has
+# copied all of it, which one that runs beside commits rarely does under
+# steady load: past WAL_FRAMES_MAX pages (64 MB) the next checkpoint is made
+# while nothing writes, so that the WAL is reused from its start.
+WAL_FRAMES_MAX = 16000
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +208,7 @@ class SqliteWriter:
     large, carries a file, or finds the lock taken goes to a thread with its
     own connection, which waits for the lock as every other connection to the
     file does (see ``database``), and checkpoints the WAL every
-    CHECKPOINT_EVERY commits made in place.
+    CHECKPOINT_EVERY commits made in place (see WAL_FRAMES_MAX).
     """
 
     def __init__(self, path: str, statements: Statements) -> None:
@@ -210,6 +217,8 @@ class SqliteWriter:
         self.connection: sqlite3.Connection | None = None
         self.in_place: sqlite3.Connection | None = None
         self.commits_in_place = 0
+        self.checkpointing: asyncio.Future | None = None  # the one running
+        self.wal_frames = 0  # pages in the WAL at the last checkpoint
         self.closed = False
         self.executor = ThreadPoolExecutor(  # the thread starts with the first call
             max_workers=1, thread_name_prefix="chatsio-sqlite-writer"
@@ -229,11 +238,16 @@ class SqliteWriter:
 
     async def transaction(self, appends: list[Append]) -> list[Result]:
         loop = asyncio.get_running_loop()
-        if self.commits_in_place >= CHECKPOINT_EVERY:
-            # While nothing writes, as SQLite's own checkpoint after a commit:
-            # one that runs beside new commits never catches up with them.
+        checkpointing = self.checkpointing
+        if self.commits_in_place >= CHECKPOINT_EVERY and (
+            checkpointing is None or checkpointing.done()
+        ):
             self.commits_in_place = 0
-            await loop.run_in_executor(self.executor, self.checkpoint_wal)
+            checkpoint = loop.run_in_executor(self.executor, self.checkpoint_wal)
+            if self.wal_frames < WAL_FRAMES_MAX:
+                self.checkpointing = checkpoint
+            elif await checkpoint:  # while nothing writes, so it copies all:
+                self.wal_frames = 0  # the next commit starts the WAL over
         if len(appends) <= IN_PLACE_MAX and all(a.file is None for a in appends):
             if self.in_place is None:  # opened on the thread: it may wait
                 self.in_place = await loop.run_in_executor(
@@ -296,15 +310,21 @@ class SqliteWriter:
         self.commits_in_place += 1
         return results
 
-    def checkpoint_wal(self) -> None:
-        """Copy the WAL into the database without waiting on anyone (PASSIVE),
-        so that the next commit reuses the WAL from its start."""
+    def checkpoint_wal(self) -> bool:
+        """Copy the WAL into the database without waiting on anyone (PASSIVE);
+        True if it copied all of it. The WAL starts over at the next commit
+        only if that one begins after such a checkpoint."""
         try:
-            (self.connection or self.connect()).execute(
-                "PRAGMA wal_checkpoint(PASSIVE)"
+            _, frames, copied = (
+                (self.connection or self.connect())
+                .execute("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetchone()
             )
         except sqlite3.Error as exc:  # the next one may succeed; appends go on
             logger.warning("SQLite WAL checkpoint failed: %s", exc)
+            return False
+        self.wal_frames = frames
+        return copied == frames
 
     def finish(self, connection: sqlite3.Connection, appends: list[Append]) -> list:
         """The statements and COMMIT of a transaction ``connection`` began."""
