@@ -523,17 +523,7 @@ async def test_a_database_made_before_the_seq_trigger_is_upgraded(
             " ON messages (chat_id, sender, client_id)"
         )
         for seq in (1, 2):
-            await conn.execute(
-                messages.insert().values(
-                    chat_id=chat.id,
-                    seq=seq,
-                    kind=KIND_MESSAGE,
-                    text=f"old {seq}",
-                    sender="alice",
-                    ts=now_ms(),
-                    client_id=f"c{seq}",
-                )
-            )
+            await insert_row(conn, chat.id, seq, text=f"old {seq}", client_id=f"c{seq}")
         await conn.execute(
             chats.update().where(chats.c.id == chat.id).values(last_seq=2)
         )
@@ -566,21 +556,20 @@ async def test_unique_indexes_leave_out_messages_without_client_id_or_file(
     first, _ = await post(store, chat.id, "one", client_id="c1")
     assert await post(store, chat.id, "two", client_id="c1") == (first, False)
     assert [(await post(store, chat.id, "x"))[1] for _ in range(2)] == [True, True]
-    file = FileRef(str(uuid.uuid4()), "a.txt", "text/plain", 1)
+    file_id = str(uuid.uuid4())
     with pytest.raises(Exception, match=r"(?i)unique"):
         async with store.engine.begin() as conn:
             for seq in (90, 91):
-                await conn.execute(
-                    messages.insert().values(
-                        chat_id=chat.id,
-                        seq=seq,
-                        kind=KIND_FILE,
-                        text="a.txt",
-                        sender="alice",
-                        ts=now_ms(),
-                        file_id=file.file_id,
-                    )
+                await insert_row(
+                    conn, chat.id, seq, kind=KIND_FILE, text="a.txt", file_id=file_id
                 )
+
+
+async def insert_row(conn, chat_id: str, seq: int, **columns) -> None:
+    """A ``messages`` row written directly, as an earlier version or a
+    broken writer might have left it; by alice, now, unless ``columns`` say."""
+    values = {"kind": KIND_MESSAGE, "sender": "alice", "ts": now_ms(), **columns}
+    await conn.execute(messages.insert().values(chat_id=chat_id, seq=seq, **values))
 
 
 async def index_definitions(storage: Storage) -> dict[str, str]:
