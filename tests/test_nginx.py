@@ -24,7 +24,9 @@ import pytest
 import socketio
 from cluster import free_port, wait_until
 from conftest import PASSWORD, TIMEOUT, Peer, unavailable
+from multidict import CIMultiDictProxy
 
+from chatsio.api.headers import HEADERS
 from chatsio.protocol import CHAT, CONTROL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +56,7 @@ START_TIMEOUT = 20.0  # a node: from spawn to a healthy /api/health
 STOP_TIMEOUT = 15.0  # a node or nginx: from its stop signal to exit
 FILE_TIMEOUT = 30.0  # 5 MiB, base64 over long-polling, through nginx
 FILE_LIMIT = 5 * 2**20  # CHATSIO_MAX_FILE_BYTES' default
+SECURITY_HEADERS = {name: [value] for name, value in HEADERS.items()}
 
 
 class Child:
@@ -98,6 +101,18 @@ async def get(url: str, **kwargs) -> tuple[int, bytes]:
     async with aiohttp.ClientSession(timeout=timeout) as http:
         async with http.get(url, **kwargs) as response:
             return response.status, await response.read()
+
+
+async def fetch(url: str) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.get(url) as response:
+            return response.status, response.headers, await response.read()
+
+
+def security_headers(headers: CIMultiDictProxy[str]) -> dict[str, list[str]]:
+    """Every value of each security header chatsio sets (a repeat shows)."""
+    return {name: headers.getall(name, []) for name in SECURITY_HEADERS}
 
 
 async def answers_200(url: str) -> bool:
@@ -337,17 +352,31 @@ async def check_through_nginx(
     status, body = await get(proxy + "/api/health")
     assert status == 200 and json.loads(body)["redis"] == "ok", body
 
-    # Static files come from disk, not from a node (no upstream in the log).
+    # Static files come from disk, not from a node (no upstream in the log),
+    # with the security headers a node's own responses carry, 404s included.
     page = a_static_file(static)
-    for path, file in (("/", static / "index.html"), ("/static/", page)):
+    missing = static / "no-such-file.js"
+    for path, file in (
+        ("/", static / "index.html"),
+        ("/static/", page),
+        ("/static/", missing),
+    ):
         if path == "/static/":
-            path += page.relative_to(static).as_posix()
-        status, body = await get(proxy + path)
-        assert status == 200 and body == file.read_bytes(), path
+            path += file.relative_to(static).as_posix()
+        status, headers, body = await fetch(proxy + path)
+        if file.exists():
+            assert status == 200 and body == file.read_bytes(), path
+        else:
+            assert status == 404, path
+        assert security_headers(headers) == SECURITY_HEADERS, path
         # nginx writes the log line just after the reply: wait for it.
         marker = f"GET {path} "
         await wait_until(lambda m=marker: upstreams(access_log, m), within=TIMEOUT)
         assert upstreams(access_log, marker) == ["-"], path
+
+    # What the nodes answer passes through with their headers, not twice.
+    status, headers, _ = await fetch(proxy + "/api/health")
+    assert security_headers(headers) == SECURITY_HEADERS
 
     # The same-origin check sees the browser's host through the proxy, and a
     # client cannot forge X-Forwarded-Host past nginx.

@@ -1,4 +1,4 @@
-// The REST half of PROTOCOL.md: logging in, listing chats, reading history,
+// The REST half of docs/protocol.md: logging in, listing chats, reading history,
 // downloading files. Every call but the first two carries the bearer token.
 
 export class ApiError extends Error {

@@ -1,4 +1,4 @@
-// The Socket.IO half of PROTOCOL.md: one connection multiplexing /control and
+// The Socket.IO half of docs/protocol.md: one connection multiplexing /control and
 // /chat, its state (connecting / connected / reconnecting), and the re-join of
 // every open chat with `since` after a reconnect, so nothing is missed.
 
