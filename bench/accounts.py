@@ -33,11 +33,13 @@ async def seed_users(server: Server, names: Sequence[str]) -> dict[str, str]:
     try:
         identity = await create_identity(storage, config)
         password_hash = await asyncio.to_thread(identity.hasher.hash, PASSWORD)
+        tokens = {}
         for name in names:
-            await storage.users.create(
+            user = await storage.users.create(
                 name, password_hash, is_admin=False, now=now_ms()
             )
-        return {name: identity.issue(name).token for name in names}
+            tokens[name] = identity.issue(user).token
+        return tokens
     finally:
         await storage.close()
 

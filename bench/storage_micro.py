@@ -22,6 +22,7 @@ import asyncpg
 from chatsio.config import Config, database_url
 from chatsio.metrics import Metrics
 from chatsio.protocol import KIND_MESSAGE, now_ms
+from chatsio.services.allowance import MessageAllowance
 from chatsio.services.chats import ChatService
 from chatsio.services.messages import MessageService
 from chatsio.storage import Storage, open_storage
@@ -71,7 +72,13 @@ def service_send(storage: Storage):
     metrics = Metrics()
     chats = ChatService(storage, Silent(), metrics)
     service = MessageService(
-        storage, Silent(), chats, metrics, max_file_bytes=Config().max_file_bytes
+        storage,
+        Silent(),
+        chats,
+        metrics,
+        allowance=MessageAllowance(rate=1e9, burst=10**9),  # measured, never hit
+        max_file_bytes=Config().max_file_bytes,
+        file_quota_bytes=Config().file_quota_bytes,
     )
 
     async def send(sender: str, chat_id: str, i: int) -> None:

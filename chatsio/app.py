@@ -19,6 +19,7 @@ from chatsio.api import (
     openapi,
     pages,
 )
+from chatsio.api.connections import ConnectionGuard, guard_connections
 from chatsio.api.cors import setup_cors
 from chatsio.api.errors import error_middleware, log_malformed_requests_as_info
 from chatsio.api.forwarded import forwarded_for
@@ -28,6 +29,8 @@ from chatsio.config import Config
 from chatsio.metrics import Metrics
 from chatsio.protocol import CHAT, CONTROL, KIND_NOTIFICATION, NOTIFY, iso, now_ms
 from chatsio.services import create_services
+from chatsio.sockets.attachments import AttachmentBudget
+from chatsio.sockets.base import check_accounts
 from chatsio.sockets.bus import RedisBus
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
@@ -40,12 +43,15 @@ from chatsio.storage import Storage, open_storage
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_NOTICE_TIMEOUT = 3.0
+# How often a node looks for sockets whose account has been deleted.
+ACCOUNT_CHECK_EVERY = 10.0
 
 sio_key = web.AppKey("sio", ChatsioServer)
 storage_key = web.AppKey("storage", Storage)
+connections_key = web.AppKey("connections", ConnectionGuard)
 
 
-def create_sio(config: Config) -> ChatsioServer:
+def create_sio(config: Config, guard: ConnectionGuard | None = None) -> ChatsioServer:
     manager = RedisBus(config.redis_url) if config.redis_url else DirectFanout()
     return ChatsioServer(
         async_mode="aiohttp",
@@ -63,6 +69,11 @@ def create_sio(config: Config) -> ChatsioServer:
         # messages are stored in the order it sent them.
         async_handlers=False,
         ws_compression=config.ws_compression,  # passed on to ChatsioEngine
+        connection_guard=guard,  # so is this
+        attachments=AttachmentBudget(
+            per_user=config.attachment_bytes_per_user,
+            timeout=config.attachment_timeout,
+        ),
         logger=False,
         engineio_logger=False,
     )
@@ -70,13 +81,28 @@ def create_sio(config: Config) -> ChatsioServer:
 
 def create_app(config: Config) -> web.Application:
     log_malformed_requests_as_info()
-    middlewares = [error_middleware]
+    guard = ConnectionGuard(
+        per_address=config.max_connections_per_address,
+        min_rate=config.min_body_rate,
+        grace=config.header_timeout,
+        trusted=config.trusted_proxies,
+    )
+    middlewares = [guard.middleware, error_middleware]
     if config.trusted_proxies:
         middlewares.insert(0, forwarded_for(config.trusted_proxies))
-    app = web.Application(middlewares=middlewares)
+    app = web.Application(
+        middlewares=middlewares,
+        # aiohttp closes a connection whose request headers are not all in
+        # this long after it opened or after its last response: idle TCP,
+        # half-sent or dripped headers, idle keep-alive. Here rather than in
+        # run_app's arguments, so the test server gets it too.
+        handler_args={"keepalive_timeout": config.header_timeout},
+    )
+    guard_connections(app, guard)
+    app[connections_key] = guard
     app[config_key] = config
     app[metrics_key] = Metrics()
-    sio = create_sio(config)
+    sio = create_sio(config, guard)
     app[sio_key] = sio
     sio.attach(app)
     for module in (
@@ -116,14 +142,25 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         config.rate_burst,
         connections_per_user=config.max_connections_per_user,
     )
-    for namespace, handler in ((CONTROL, ControlNamespace), (CHAT, ChatNamespace)):
-        sio.register_namespace(handler(namespace, services, allowance, metrics))
+    namespaces = [
+        handler(namespace, services, allowance, metrics)
+        for namespace, handler in ((CONTROL, ControlNamespace), (CHAT, ChatNamespace))
+    ]
+    for namespace in namespaces:
+        sio.register_namespace(namespace)
+    account_checks = asyncio.create_task(
+        check_accounts(namespaces, ACCOUNT_CHECK_EVERY)
+    )
     logger.info("database ready: %s", storage.engine.url.render_as_string())
     if bus:
         await bus.start(within=2.0)
     yield
+    account_checks.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await account_checks
     if bus:
         await bus.aclose()
+    services.identity.close()  # the password hashing threads
     await storage.close()
 
 

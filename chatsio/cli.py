@@ -1,4 +1,4 @@
-"""Command line: ``chatsio serve`` and ``chatsio createuser``."""
+"""Command line: ``chatsio serve``, ``createuser``, ``deleteuser``, ``notify``."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from aiohttp import web
 from chatsio.app import create_app
 from chatsio.config import LOG_LEVELS, Config, load_config, logging_level
 from chatsio.errors import ChatsioError, ConfigError
+from chatsio.logs import setup_logging
 from chatsio.metrics import Metrics
 from chatsio.schemas import credentials_in, load, notification_in
 from chatsio.services import create_identity, create_services
+from chatsio.services.accounts import delete_user
 from chatsio.services.notifications import broadcast
 from chatsio.sockets.bus import RedisBus
 from chatsio.storage import open_storage
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Allocations (net of frees) between two young-generation collections; the
 # interpreter's default is 700. See ``settle_gc``.
 GC_YOUNG_THRESHOLD = 2_000
@@ -49,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     createuser.add_argument("--password", required=True)
     createuser.add_argument("--admin", action="store_true", help="may send notices")
     createuser.add_argument("--database-url", help="database URL (DATABASE_URL)")
+
+    deleteuser = commands.add_parser(
+        "deleteuser", help="delete a user: their tokens and memberships go"
+    )
+    deleteuser.add_argument("name")
+    deleteuser.add_argument("--database-url", help="database URL (DATABASE_URL)")
     return root
 
 
@@ -64,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatsio: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging_level(config), format=LOG_FORMAT)
+    setup_logging(logging_level(config))
     if args.command == "serve":
         return serve(config)
     if args.command == "notify":
         return asyncio.run(notify(config, args.text, args.chat))
+    if args.command == "deleteuser":
+        return asyncio.run(remove_user(config, args.name))
     return asyncio.run(create_user(config, args.name, args.password, args.admin))
 
 
@@ -122,6 +131,19 @@ async def create_user(config: Config, name: str, password: str, admin: bool) -> 
     finally:
         await storage.close()
     print(f"created user {name}{' (admin)' if admin else ''}")
+    return 0
+
+
+async def remove_user(config: Config, name: str) -> int:
+    storage = await open_storage(config.database_url)
+    try:
+        await delete_user(storage.users, name)
+    except ChatsioError as exc:
+        print(f"chatsio: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await storage.close()
+    print(f"deleted user {name}")
     return 0
 
 

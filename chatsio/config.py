@@ -30,10 +30,36 @@ class Config:
     rate_limit: float = 20.0
     rate_burst: int = 50
     max_connections_per_user: int = 20
+    # Per user, on each node: chats started, and users invited to them, per
+    # minute (a minute's worth at once). Invitations cover a full member list.
+    chats_per_minute: int = 10
+    invites_per_minute: int = 300
     registration_open: bool = True
+    # Password hashing (services/passwords.py): a thread pool of its own and a
+    # bounded queue; a full queue answers rate_limited at once.
+    hash_workers: int = 1
+    hash_queue: int = 16
+    # Failed logins before back-off, per username and per client address, and
+    # registrations per client address per hour (services/throttle.py).
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    registrations_per_hour: int = 20
     max_file_bytes: int = 5 * 1024 * 1024
+    # What one user's files may take: stored in all (a quota), and held in
+    # flight on a node (binary packets from header to stored file), whose
+    # attachment must arrive within the timeout (sockets/attachments.py).
+    file_quota_bytes: int = 100 * 1024 * 1024
+    attachment_bytes_per_user: int = 16 * 1024 * 1024
+    attachment_timeout: float = 120.0
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    # Slow or idle HTTP connections (api/connections.py): request headers are
+    # due this long after a connection opens or its last response ends; a
+    # body then gets that long plus a second per min_body_rate bytes; and one
+    # client address may hold this many connections without a session.
+    header_timeout: float = 10.0
+    min_body_rate: int = 8 * 1024
+    max_connections_per_address: int = 256
     log_level: str = "info"
     # permessage-deflate costs ~90 KB of zlib state per WebSocket and CPU per
     # frame; chat frames are small, so it is off unless asked for.
@@ -161,10 +187,49 @@ SETTINGS = (
         "CHATSIO_MAX_CONNECTIONS_PER_USER",
         bounded_int(1, 100_000),
     ),
+    Setting("chats_per_minute", "CHATSIO_CHATS_PER_MINUTE", bounded_int(1, 100_000)),
+    Setting(
+        "invites_per_minute",
+        "CHATSIO_INVITES_PER_MINUTE",
+        bounded_int(100, 1_000_000),  # at least one full member list (100)
+    ),
     Setting("registration_open", "CHATSIO_REGISTRATION_OPEN", boolean),
+    Setting("hash_workers", "CHATSIO_HASH_WORKERS", bounded_int(1, 64)),
+    Setting("hash_queue", "CHATSIO_HASH_QUEUE", bounded_int(0, 10_000)),
+    Setting(
+        "login_failures_per_user",
+        "CHATSIO_LOGIN_FAILURES_PER_USER",
+        bounded_int(1, 1_000),
+    ),
+    Setting(
+        "login_failures_per_address",
+        "CHATSIO_LOGIN_FAILURES_PER_ADDRESS",
+        bounded_int(1, 100_000),
+    ),
+    Setting(
+        "registrations_per_hour",
+        "CHATSIO_REGISTRATIONS_PER_HOUR",
+        bounded_int(1, 1_000_000),
+    ),
     Setting("max_file_bytes", "CHATSIO_MAX_FILE_BYTES", bounded_int(1, 100 * 2**20)),
+    Setting("file_quota_bytes", "CHATSIO_FILE_QUOTA_BYTES", bounded_int(1, 2**50)),
+    Setting(
+        "attachment_bytes_per_user",
+        "CHATSIO_ATTACHMENT_BYTES_PER_USER",
+        bounded_int(1, 2**40),
+    ),
+    Setting(
+        "attachment_timeout", "CHATSIO_ATTACHMENT_TIMEOUT", bounded_float(0.1, 3600)
+    ),
     Setting("cors_origins", "CHATSIO_CORS_ORIGINS", origins),
     Setting("trusted_proxies", "CHATSIO_TRUSTED_PROXIES", networks),
+    Setting("header_timeout", "CHATSIO_HEADER_TIMEOUT", bounded_float(0.1, 3600)),
+    Setting("min_body_rate", "CHATSIO_MIN_BODY_RATE", bounded_int(1, 2**30)),
+    Setting(
+        "max_connections_per_address",
+        "CHATSIO_MAX_CONNECTIONS_PER_ADDRESS",
+        bounded_int(1, 1_000_000),
+    ),
     Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
     Setting("ws_compression", "CHATSIO_WS_COMPRESSION", boolean),
 )

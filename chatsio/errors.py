@@ -4,17 +4,23 @@ from __future__ import annotations
 
 
 class ChatsioError(Exception):
-    """A failure a client can be told about, in the shape PROTOCOL.md gives it."""
+    """A failure a client can be told about, in the protocol's Error shape."""
 
     code = "internal"
     status = 500
     default_message = "internal server error"
 
     def __init__(
-        self, message: str | None = None, fields: dict[str, list[str]] | None = None
+        self,
+        message: str | None = None,
+        fields: dict[str, list[str]] | None = None,
+        *,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.fields = fields
+        # Seconds after which trying again may succeed (REST: Retry-After).
+        self.retry_after = retry_after
         super().__init__(self.message)
 
     def to_dict(self) -> dict:

@@ -1,4 +1,4 @@
-"""Wire names and fixed limits of PROTOCOL.md that are not schemas."""
+"""Wire names and fixed limits of docs/protocol.md that are not schemas."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ CHAT = "/chat"
 WELCOME = "welcome"
 INVITE = "invite"
 TERMINATE = "terminate"
+LEFT = "left"
 NOTIFY = "notify"
 TYPING = "typing"
 
@@ -43,7 +44,7 @@ def chat_room(chat_id: str) -> str:
 
 
 def user_room(username: str) -> str:
-    """Room on /control holding every device of one user."""
+    """Room holding every device of one user (on /control and on /chat)."""
     return f"user:{username}"
 
 

@@ -221,7 +221,8 @@ class NotificationIn(InSchema):
 class MessagesQuery(InSchema):
     """Query of ``GET /api/chats/{id}/messages``; values arrive as strings.
 
-    With ``after``, ``before`` is ignored, as PROTOCOL.md's table reads.
+    With ``after``, ``before`` is ignored (docs/protocol.md, REST: the window
+    the contract asks for is not applied yet).
     """
 
     before = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))
@@ -363,7 +364,7 @@ ERROR_CODES = [
 
 
 class FileOut(Schema):
-    """PROTOCOL.md's File, as ``file_out`` builds it."""
+    """The protocol's File, as ``file_out`` builds it."""
 
     file_id = fields.String()
     name = fields.String()
@@ -373,7 +374,7 @@ class FileOut(Schema):
 
 
 class ErrorOut(Schema):
-    """PROTOCOL.md's Error."""
+    """The protocol's Error."""
 
     code = fields.String(validate=validate.OneOf(ERROR_CODES))
     message = fields.String()

@@ -81,10 +81,10 @@ async def fast_user(harness, name: str, *, admin: bool = False) -> str:
 
     Registration and login themselves are tested through REST.
     """
-    await harness.server.app[storage_key].users.create(
+    user = await harness.server.app[storage_key].users.create(
         name, password_hash(), is_admin=admin, now=now_ms()
     )
-    return harness.server.app[services_key].identity.issue(name).token
+    return harness.server.app[services_key].identity.issue(user).token
 
 
 async def store_messages(harness, chat_id: str, sender: str, count: int) -> None:

@@ -67,6 +67,7 @@ async def server(tmp_path_factory) -> AsyncIterator[Server]:
         secret=SECRET,
         rate_limit=1000,
         rate_burst=1000,
+        chats_per_minute=100_000,  # every test starts chats on this one server
     )
     harness = await Harness(config).start()
     tokens = {name: await harness.user(name) for name in ("alice", "bob", "carol")}
@@ -261,7 +262,8 @@ async def test_a_token_with_another_users_name_swapped_in_is_refused(server):
 
 async def test_a_token_signed_with_the_servers_key_is_accepted(server):
     # The control for the forged cases above: only the flaw made them fail.
-    token = forged({"sub": "alice", "exp": later(60)})
+    account = jwt.decode(server.tokens["alice"], SECRET, ["HS256"])["acct"]
+    token = forged({"sub": "alice", "acct": account, "exp": later(60)})
     peer, welcome = await server.harness.member(token)
     assert welcome["user"] == "alice"
     await close(server.harness, peer)

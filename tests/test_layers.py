@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "chatsio"
 # (and from its own part).
 LAYERS = [
     {"errors", "protocol"},
-    {"config"},
+    {"config", "logs"},
     {"schemas", "storage", "metrics"},
     {"services"},
     {"sockets", "api"},
@@ -30,6 +30,7 @@ TRANSPORT_FREE = {
     "errors",
     "protocol",
     "config",
+    "logs",
     "schemas",
     "storage",
     "metrics",

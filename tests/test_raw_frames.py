@@ -307,7 +307,12 @@ def alice_state(server: Server, socket: RawSocket) -> dict:
     control, chat = socket.sids[CONTROL], socket.sids[CHAT]
     return {
         CONTROL: {control: ("alice", sorted([control, user_room("alice")]))},
-        CHAT: {chat: ("alice", sorted([chat, chat_room(server.chat_id)]))},
+        CHAT: {
+            chat: (
+                "alice",
+                sorted([chat, chat_room(server.chat_id), user_room("alice")]),
+            )
+        },
     }
 
 

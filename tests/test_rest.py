@@ -149,6 +149,7 @@ ROUTES = [
     ("POST", "/api/chats", {"members": ["bob"]}),
     ("GET", "/api/chats/{chat}", NO_BODY),
     ("DELETE", "/api/chats/{chat}", NO_BODY),
+    ("DELETE", "/api/chats/{chat}/members/me", NO_BODY),
     ("GET", "/api/chats/{chat}/messages", NO_BODY),
     ("POST", "/api/chats/{chat}/messages", {"text": "sneaky"}),
     ("GET", "/api/files/{file}", NO_BODY),

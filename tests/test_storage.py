@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from unittest.mock import ANY
 
 import pytest
 
@@ -101,7 +102,8 @@ async def test_schema_is_created_by_two_storages_opening_at_once(
 ) -> None:
     first, second = await asyncio.gather(open_store(), open_store())
     await add_users(first, "alice")
-    assert await second.users.get("alice") == User("alice", "hash-of-alice", False)
+    alice = User("alice", "hash-of-alice", False, ANY)
+    assert await second.users.get("alice") == alice
 
 
 async def test_opening_an_existing_schema_again_keeps_its_data(
@@ -123,10 +125,12 @@ async def test_opening_an_existing_schema_again_keeps_its_data(
 
 async def test_users_create_get_and_unknown(store: Storage) -> None:
     created = await store.users.create("alice", "h1", is_admin=True, now=now_ms())
-    assert created == User("alice", "h1", True)
+    assert created == User("alice", "h1", True, created.token_key)
     await add_users(store, "bob")
-    assert await store.users.get("alice") == User("alice", "h1", True)
-    assert await store.users.get("bob") == User("bob", "hash-of-bob", False)
+    assert await store.users.get("alice") == created
+    bob = await store.users.get("bob")
+    assert bob == User("bob", "hash-of-bob", False, ANY)
+    assert created.token_key and bob.token_key != created.token_key
     assert await store.users.get("carol") is None
     unknown = await store.users.unknown(["zed", "alice", "carol", "bob"])
     assert unknown == ["zed", "carol"]
@@ -137,7 +141,7 @@ async def test_creating_a_taken_username_is_a_conflict(store: Storage) -> None:
     await add_users(store, "alice")
     with pytest.raises(Conflict):
         await store.users.create("alice", "other", is_admin=True, now=now_ms())
-    assert await store.users.get("alice") == User("alice", "hash-of-alice", False)
+    assert await store.users.get("alice") == User("alice", "hash-of-alice", False, ANY)
 
 
 async def test_racing_registrations_of_one_name_let_exactly_one_win(

@@ -27,7 +27,7 @@ def chat_id_of(request: web.Request) -> str:
 @routes.get("/api/me")
 async def me(request: web.Request) -> web.Response:
     """The caller's name and role"""
-    user = caller(request)
+    user = await caller(request)
     is_admin = await request.app[services_key].identity.is_admin(user)
     return web.json_response({"username": user, "is_admin": is_admin})
 
@@ -35,14 +35,14 @@ async def me(request: web.Request) -> web.Response:
 @routes.get("/api/chats")
 async def list_chats(request: web.Request) -> web.Response:
     """The caller's chats, active first"""
-    chats = await request.app[services_key].chats.of_user(caller(request))
+    chats = await request.app[services_key].chats.of_user(await caller(request))
     return web.json_response(chat_out.dump(chats, many=True))
 
 
 @routes.post("/api/chats")
 async def start_chat(request: web.Request) -> web.Response:
     """Start a chat: the same as /control start"""
-    user = caller(request)
+    user = await caller(request)
     body = load(start_in, await read_json(request))
     chat = await request.app[services_key].chats.start(
         user, body["members"], body["title"]
@@ -53,7 +53,7 @@ async def start_chat(request: web.Request) -> web.Response:
 @routes.get("/api/chats/{id}")
 async def get_chat(request: web.Request) -> web.Response:
     """One chat, for its members"""
-    user = caller(request)
+    user = await caller(request)
     chat = await request.app[services_key].chats.get(user, chat_id_of(request))
     return web.json_response(chat_out.dump(chat))
 
@@ -61,15 +61,23 @@ async def get_chat(request: web.Request) -> web.Response:
 @routes.delete("/api/chats/{id}")
 async def end_chat(request: web.Request) -> web.Response:
     """End a chat: the same as /control terminate"""
-    user = caller(request)
+    user = await caller(request)
     await request.app[services_key].chats.terminate(user, chat_id_of(request))
+    return web.Response(status=204)
+
+
+@routes.delete("/api/chats/{id}/members/me")
+async def leave_chat(request: web.Request) -> web.Response:
+    """Leave a chat for good: the same as /control leave"""
+    user = await caller(request)
+    await request.app[services_key].chats.leave(user, chat_id_of(request))
     return web.Response(status=204)
 
 
 @routes.get("/api/chats/{id}/messages")
 async def list_messages(request: web.Request) -> web.Response:
     """A page of a chat's messages, oldest first"""
-    user = caller(request)
+    user = await caller(request)
     chat_id = chat_id_of(request)
     query = load(messages_query, dict(request.query))
     messages = request.app[services_key].messages
@@ -87,7 +95,7 @@ async def list_messages(request: web.Request) -> web.Response:
 @routes.post("/api/chats/{id}/messages")
 async def post_message(request: web.Request) -> web.Response:
     """Post a message to everyone in the chat's room"""
-    user = caller(request)
+    user = await caller(request)
     chat_id = chat_id_of(request)
     body = load(message_in, await read_json(request))
     message = await request.app[services_key].messages.post(

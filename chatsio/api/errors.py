@@ -1,9 +1,10 @@
-"""One middleware turning every failure into PROTOCOL.md's ``{"error": Error}``."""
+"""One middleware turning every failure into the protocol's ``{"error": Error}``."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -43,7 +44,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         logger.info(
             "%s %s -> %s: %s", request.method, request.path, exc.code, exc.message
         )
-        return error_response(request, exc.status, exc.code, exc.message, exc.fields)
+        response = error_response(
+            request, exc.status, exc.code, exc.message, exc.fields
+        )
+        if exc.retry_after is not None:  # whole seconds, at least 1 (RFC 9110)
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
@@ -52,6 +58,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if "Allow" in exc.headers:  # a 405 names the methods that would work
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except ConnectionResetError:  # the client hung up: nothing to answer
+        logger.debug("%s %s: the client hung up", request.method, request.path)
+        return web.Response(status=400)
     except Exception:
         if not request.path.startswith("/api/"):
             raise  # not ours to answer: Socket.IO, static files

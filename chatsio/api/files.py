@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/files/{file_id}")
 async def download(request: web.Request) -> web.Response:
     """A file's bytes, as an attachment, for members of its chat"""
-    user = caller(request)
+    user = await caller(request)
     try:
         file_id = str(uuid.UUID(request.match_info["file_id"]))
     except ValueError:

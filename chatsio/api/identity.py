@@ -17,7 +17,7 @@ async def register(request: web.Request) -> web.Response:
     """Register a user"""
     body = load(credentials_in, await read_json(request))
     user = await request.app[services_key].identity.register(
-        body["username"], body["password"]
+        body["username"], body["password"], address=request.remote
     )
     return web.json_response({"username": user.username}, status=201)
 
@@ -27,7 +27,7 @@ async def log_in(request: web.Request) -> web.Response:
     """Log in: trade a username and password for a token"""
     body = load(credentials_in, await read_json(request))
     token = await request.app[services_key].identity.login(
-        body["username"], body["password"]
+        body["username"], body["password"], address=request.remote
     )
     return web.json_response(
         {

@@ -3,7 +3,7 @@
 apispec's MarshmallowPlugin turns the same ``XxxIn``/``XxxOut`` classes the
 handlers load and dump through into JSON Schema, so a changed bound changes the
 document too. What a schema cannot say (a Function field's shape, the timestamp
-format PROTOCOL.md fixes by field name) is added by the attribute functions below.
+format docs/protocol.md fixes by field name) is added by the attribute functions below.
 """
 
 from __future__ import annotations
@@ -51,12 +51,17 @@ from chatsio.schemas import (
 routes = web.RouteTableDef()
 
 OPENAPI_VERSION = "3.1.0"
+DESCRIPTION = (
+    "The REST API of the chatsio protocol, whose full text (the Socket.IO "
+    "namespaces, delivery guarantees and limits included) is docs/protocol.md "
+    "in chatsio's source. Errors: {error: Error}."
+)
 ISO_UTC = {
     "type": "string",
     "format": "date-time",
     "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
 }
-# PROTOCOL.md names its timestamps by field: these are ISO_UTC wherever they occur.
+# docs/protocol.md names timestamps by field: these are ISO_UTC wherever they occur.
 TIMESTAMPS = frozenset({"ts", "created_at", "expires_at", "server_time"})
 # What a schema does not say itself, by (schema, field); a fields.Function must
 # be here unless it is a timestamp.
@@ -66,7 +71,7 @@ SHAPES = {
         "anyOf": [{"$ref": "#/components/schemas/File"}, {"type": "null"}]
     },
 }
-# Component name of each schema, after PROTOCOL.md's Shapes where it has one.
+# Component name of each schema, after docs/protocol.md's Shapes where it has one.
 COMPONENTS = {
     "Chat": ChatOut,
     "Message": MessageOut,
@@ -123,7 +128,7 @@ def build_spec() -> dict:
         version=__version__,
         openapi_version=OPENAPI_VERSION,
         plugins=[plugin],
-        info={"description": "The REST API of PROTOCOL.md. Errors: {error: Error}."},
+        info={"description": DESCRIPTION},
     )
     plugin.converter.add_attribute_function(wire_shape)
     spec.components.security_scheme(
@@ -150,7 +155,7 @@ def describe_replies(schemas: dict) -> None:
     for name, schema in schemas.items():
         if COMPONENTS[name].__name__.endswith("Out"):
             schema["required"] = sorted(schema["properties"])
-            # PROTOCOL.md: a server may add fields; clients must ignore them.
+            # docs/protocol.md: a server may add fields; clients ignore them.
             schema.pop("additionalProperties", None)
 
 

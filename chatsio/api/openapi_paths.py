@@ -10,6 +10,7 @@ from chatsio.errors import (
     Forbidden,
     InvalidPayload,
     NotFound,
+    RateLimited,
     Terminated,
     TooLarge,
     Unauthorized,
@@ -27,6 +28,7 @@ FAILURES: dict[type[ChatsioError], str] = {
     Conflict: "the username is taken",
     Terminated: "the chat has ended",
     TooLarge: "a text, title or member list is over its limit, or the body over 1 MiB",
+    RateLimited: "over an allowance; `Retry-After` says in how many seconds to retry",
 }
 FAILURE_BY_STATUS = {error.status: error for error in FAILURES}
 
@@ -83,16 +85,23 @@ def identity_paths() -> dict:
         "register",
         "Register a user",
         {"201": reply("registered", "User")},
-        (400, 403, 409, 413),
+        (400, 403, 409, 413, 429),
         token=False,
+        description="Each client address may register "
+        "`CHATSIO_REGISTRATIONS_PER_HOUR` users an hour (per node); 429 also "
+        "when the server's password hashing queue is full.",
         requestBody=credentials,
     )
     log_in = operation(
         "logIn",
         "Log in: trade a username and password for a token",
         {"200": reply("a token", "Token")},
-        (400, 401, 413),
+        (400, 401, 413, 429),
         token=False,
+        description="After `CHATSIO_LOGIN_FAILURES_PER_USER` failed logins for a "
+        "username, or `CHATSIO_LOGIN_FAILURES_PER_ADDRESS` from a client address, "
+        "further attempts are refused for a back-off that doubles with each "
+        "failure (per node); 429 also when the password hashing queue is full.",
         requestBody=credentials,
     )
     me = operation("me", "The caller's name and role", {"200": reply("you", "Me")})
@@ -119,7 +128,10 @@ def chat_paths() -> dict:
                 "startChat",
                 "Start a chat: the same as /control start",
                 {"201": started},
-                (400, 404, 413),
+                (400, 404, 413, 429),
+                description="Each user may start `CHATSIO_CHATS_PER_MINUTE` chats "
+                "and invite `CHATSIO_INVITES_PER_MINUTE` users a minute (per node), "
+                "unknown names included.",
                 requestBody=new_chat,
             ),
         },
@@ -138,6 +150,18 @@ def chat_paths() -> dict:
                 (400, 403, 404, 410),
             ),
         },
+        "/api/chats/{id}/members/me": {
+            "parameters": [chat_id],
+            "delete": operation(
+                "leaveChat",
+                "Leave a chat for good: the same as /control leave",
+                {"204": reply("left")},
+                (400, 403, 404),
+                description="The caller stops being a member; the others get a "
+                "notification message. The last member leaving ends the chat. An "
+                "ended chat may be left too: it drops out of the caller's list.",
+            ),
+        },
         "/api/chats/{id}/messages": {
             "parameters": [chat_id],
             "get": operation(
@@ -154,8 +178,10 @@ def chat_paths() -> dict:
                 "postMessage",
                 "Post a message to everyone in the chat's room",
                 {"201": reply("stored and sent", "Message")},
-                (400, 403, 404, 410, 413),
-                description="The same `client_id` again returns the first message.",
+                (400, 403, 404, 410, 413, 429),
+                description="The same `client_id` again returns the first message. "
+                "Each post spends one of the user's message allowance on the node "
+                "(`CHATSIO_RATE_LIMIT`/`CHATSIO_RATE_BURST`), shared with sockets.",
                 requestBody=new_message,
             ),
         },

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from chatsio.config import Config
 from chatsio.metrics import Metrics
+from chatsio.services.allowance import MessageAllowance
 from chatsio.services.chats import ChatService
 from chatsio.services.emitter import Emitter
 from chatsio.services.health import HealthService, Probe
 from chatsio.services.identity import Identity
 from chatsio.services.messages import MessageService
 from chatsio.services.notifications import NotificationService
+from chatsio.services.passwords import PasswordPool
+from chatsio.services.throttle import Gatekeeper
 from chatsio.storage import Storage
 
 SECRET_SETTING = "token_secret"
@@ -37,6 +40,12 @@ async def create_identity(storage: Storage, config: Config) -> Identity:
         secret=secret,
         token_ttl=config.token_ttl,
         registration_open=config.registration_open,
+        passwords=PasswordPool(config.hash_workers, config.hash_queue),
+        gatekeeper=Gatekeeper(
+            failures_per_user=config.login_failures_per_user,
+            failures_per_address=config.login_failures_per_address,
+            registrations_per_hour=config.registrations_per_hour,
+        ),
     )
 
 
@@ -48,9 +57,21 @@ async def create_services(
     redis_probe: Probe | None = None,
 ) -> Services:
     identity = await create_identity(storage, config)
-    chats = ChatService(storage, emitter, metrics)
+    chats = ChatService(
+        storage,
+        emitter,
+        metrics,
+        chats_per_minute=config.chats_per_minute,
+        invites_per_minute=config.invites_per_minute,
+    )
     messages = MessageService(
-        storage, emitter, chats, metrics, max_file_bytes=config.max_file_bytes
+        storage,
+        emitter,
+        chats,
+        metrics,
+        allowance=MessageAllowance(config.rate_limit, config.rate_burst),
+        max_file_bytes=config.max_file_bytes,
+        file_quota_bytes=config.file_quota_bytes,
     )
     notifications = NotificationService(emitter, messages)
     health = HealthService(storage, redis_probe)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 
-from chatsio.errors import Forbidden, InvalidPayload, NotFound, Terminated
+from chatsio.errors import (
+    Forbidden,
+    InvalidPayload,
+    NotFound,
+    RateLimited,
+    Terminated,
+)
 from chatsio.metrics import Metrics
 from chatsio.protocol import (
     CHAT,
     CONTROL,
     INVITE,
+    KIND_NOTIFICATION,
+    LEFT,
     NOTIFY,
     TERMINATE,
     chat_room,
@@ -17,16 +27,27 @@ from chatsio.protocol import (
     user_room,
 )
 from chatsio.schemas import chat_out, message_out
+from chatsio.services.buckets import Buckets, Rate
 from chatsio.services.emitter import Emitter
 from chatsio.storage import Storage
 from chatsio.storage.records import Chat
 
 
 class ChatService:
-    def __init__(self, storage: Storage, emitter: Emitter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        emitter: Emitter,
+        metrics: Metrics,
+        *,
+        chats_per_minute: int,
+        invites_per_minute: int,
+    ) -> None:
         self.storage = storage
         self.emitter = emitter
         self.metrics = metrics
+        self.started = Buckets(Rate.per_minute(chats_per_minute))
+        self.invited = Buckets(Rate.per_minute(invites_per_minute))
 
     async def start(
         self,
@@ -43,6 +64,9 @@ class ChatService:
         others = [name for name in dict.fromkeys(members) if name != user]
         if not others:
             raise InvalidPayload(fields={"members": ["name at least one other user"]})
+        # Charged before the names are looked up: unknown names cost as much,
+        # so start cannot test usernames faster than it can start chats.
+        self.charge(user, len(others))
         unknown = await self.storage.users.unknown(others)
         if unknown:
             raise NotFound(
@@ -61,28 +85,99 @@ class ChatService:
         )
         return chat
 
+    def charge(self, user: str, invited: int) -> None:
+        """Spend one started chat and ``invited`` invitations of the user's
+        allowance on this node, or neither: ``rate_limited`` when short."""
+        now = time.monotonic()
+        spends = [
+            (self.started, 1, "chats started"),
+            (self.invited, invited, "users invited"),
+        ]
+        wait, per_minute, what = max(
+            (buckets.wait(user, cost, now), buckets.rate.burst, what)
+            for buckets, cost, what in spends
+        )
+        if wait > 0:
+            raise RateLimited(
+                f"at most {per_minute} {what} per minute: "
+                f"try again in {math.ceil(wait)} s",
+                retry_after=wait,
+            )
+        for buckets, cost, _ in spends:
+            buckets.spend(user, cost, now)
+
     async def terminate(self, user: str, chat_id: str) -> None:
         """End a chat: tell every member, post the notice, empty the room."""
         chat = await self.get(user, chat_id)
         if not chat.active:
             raise Terminated()
-        notice = await self.storage.messages.end_chat(
-            chat_id, f"{user} ended the chat", now_ms()
-        )
-        if notice is None:  # someone else ended it a moment ago
-            raise Terminated()
+        if not await self.end(chat, user, f"{user} ended the chat"):
+            raise Terminated()  # someone else ended it a moment ago
+
+    async def end(self, chat: Chat, user: str, text: str) -> bool:
+        """End the chat with the notice ``text``: tell ``chat.members``
+        (``terminate`` by ``user``), post the notice, empty the room. False
+        when it had ended already."""
+        notice = await self.storage.messages.end_chat(chat.id, text, now_ms())
+        if notice is None:
+            return False
         await self.emitter.emit(
             TERMINATE,
-            {"id": chat_id, "by": user},
+            {"id": chat.id, "by": user},
             namespace=CONTROL,
             room=[user_room(name) for name in chat.members],
         )
-        room = chat_room(chat_id)
+        room = chat_room(chat.id)
         self.metrics.stored(notice.kind)
         await self.emitter.emit(
             NOTIFY, message_out.dump(notice), namespace=CHAT, room=room
         )
         await self.emitter.close_room(room, namespace=CHAT)
+        return True
+
+    async def leave(self, user: str, chat_id: str) -> None:
+        """Take ``user`` out of the chat for good, on every node and device.
+
+        Their sockets leave the room before anyone is told, so the notice and
+        what follows never reach them. The last member leaving ends the chat.
+        An ended chat may be left too: it drops out of the user's list, and its
+        history gets no notice.
+        """
+        chat = await self.get(user, chat_id)
+        remaining = await self.storage.chats.remove_member(chat_id, user)
+        if remaining is None:  # the same user leaving twice at once
+            raise Forbidden("you are not a member of this chat")
+        await self.emitter.evict(chat_room(chat_id), user_room(user), namespace=CHAT)
+        await self.emitter.emit(
+            LEFT,
+            {"id": chat_id, "user": user},
+            namespace=CONTROL,
+            room=[user_room(name) for name in chat.members],
+        )
+        if not chat.active:
+            return
+        text = f"{user} left"
+        if remaining == 0:
+            await self.end(chat, user, text)  # False: ended meanwhile, fine
+        else:
+            await self.post_notice(chat_id, text)
+
+    async def post_notice(self, chat_id: str, text: str) -> None:
+        """Store a notification in an active chat and send it to the room."""
+        notice, _ = await self.storage.messages.append(
+            chat_id,
+            kind=KIND_NOTIFICATION,
+            text=text,
+            sender=None,
+            client_id=None,
+            now=now_ms(),
+        )
+        if notice is None:  # ended meanwhile, with a notice of its own
+            return
+        self.metrics.stored(notice.kind)
+        await self.emitter.emit(
+            NOTIFY, message_out.dump(notice), namespace=CHAT, room=chat_room(chat_id)
+        )
 
     async def get(self, user: str, chat_id: str) -> Chat:
         """The chat, for its members only."""

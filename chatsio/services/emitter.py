@@ -6,7 +6,9 @@ from typing import Any, Protocol
 
 
 class Emitter(Protocol):
-    """Satisfied as-is by ``socketio.AsyncServer`` and ``socketio.AsyncRedisManager``.
+    """``emit`` and ``close_room`` are ``socketio.AsyncServer``'s own (a
+    write-only ``socketio.AsyncRedisManager``'s too, which ``chatsio notify``
+    emits through); ``evict`` is ``sockets.emitter.MeteredEmitter``'s.
 
     ``room`` may be one room or a list of rooms; ``skip_sid`` is the socket that
     caused the event, which must not hear its own echo.
@@ -23,3 +25,6 @@ class Emitter(Protocol):
     ) -> Any: ...
 
     async def close_room(self, room: str, namespace: str | None = None) -> Any: ...
+
+    async def evict(self, room: str, holders: str, *, namespace: str) -> Any:
+        """Take every socket in room ``holders`` out of ``room``, on every node."""

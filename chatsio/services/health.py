@@ -19,7 +19,7 @@ class HealthService:
         self.redis_probe = redis_probe
 
     async def check(self) -> dict[str, str]:
-        """``{"status", "database", "redis"}`` as PROTOCOL.md's health reply."""
+        """``{"status", "database", "redis"}``, the protocol's health reply."""
         database, redis = await asyncio.gather(
             answer("database", self.storage.ping, within=2.0),
             answer("redis", self.redis_probe, within=1.0)

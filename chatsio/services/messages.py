@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 
 from chatsio.errors import NotFound, Terminated, TooLarge
@@ -20,6 +22,7 @@ from chatsio.protocol import (
     now_ms,
 )
 from chatsio.schemas import message_out
+from chatsio.services.allowance import MessageAllowance
 from chatsio.services.chats import ChatService
 from chatsio.services.emitter import Emitter
 from chatsio.storage import Storage
@@ -34,10 +37,19 @@ class MessageService:
         chats: ChatService,
         metrics: Metrics,
         *,
+        allowance: MessageAllowance,
         max_file_bytes: int,
+        file_quota_bytes: int,
     ) -> None:
         self.metrics = metrics
+        self.allowance = allowance
         self.max_file_bytes = max_file_bytes
+        self.file_quota_bytes = file_quota_bytes
+        # One upload at a time per user on this node, between reading what the
+        # user has stored and storing the file: the quota check cannot race.
+        self.uploads: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self.storage = storage
         self.store = storage.messages
         self.emitter = emitter
@@ -52,6 +64,7 @@ class MessageService:
         origin: str | None = None,
     ) -> Message:
         """Store a user's message, then send it to the room except ``origin``."""
+        self.allowance.spend(user)
         message, created = await self.store.append(
             chat_id,
             kind=KIND_MESSAGE,
@@ -85,22 +98,40 @@ class MessageService:
                     "data": [f"over the limit: at most {self.max_file_bytes} bytes"]
                 },
             )
-        file = FileRef(str(uuid.uuid4()), name, media_type, len(data))
-        message, _ = await self.store.append(
-            chat_id,
-            kind=KIND_FILE,
-            text=name,
-            sender=user,
-            client_id=None,
-            now=now_ms(),
-            file=file,
-            content=data,
-        )
+        self.allowance.spend(user)
+        async with self.uploads.setdefault(user, asyncio.Lock()):
+            await self.check_quota(user, len(data))
+            file = FileRef(str(uuid.uuid4()), name, media_type, len(data))
+            message, _ = await self.store.append(
+                chat_id,
+                kind=KIND_FILE,
+                text=name,
+                sender=user,
+                client_id=None,
+                now=now_ms(),
+                file=file,
+                content=data,
+            )
         if message is None:
             await self.chats.require_member(user, chat_id, active=True)
             raise Terminated()
         await self.publish(message, origin)
         return message
+
+    async def check_quota(self, user: str, size: int) -> None:
+        """Refuse a file that would take the user's stored files over the quota.
+
+        Under ``uploads``' lock, so on one node parallel uploads cannot
+        overshoot; nodes do not share it, so each can add one file at most.
+        """
+        stored = await self.store.file_bytes(user)
+        if stored + size > self.file_quota_bytes:
+            quota = self.file_quota_bytes
+            raise TooLarge(
+                f"over the file storage quota of {quota} bytes per user: "
+                f"{stored} stored",
+                fields={"data": [f"over the quota: {quota - stored} bytes left"]},
+            )
 
     async def download(self, user: str, file_id: str) -> StoredFile:
         """A file's bytes, for members of its chat (ended chats included)."""

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 class Connection:
     user: str
     bucket: TokenBucket
+    account: str  # the user's token key when it connected
     expiry: asyncio.TimerHandle | None = None
     strikes: int = 0  # events refused in a row for going over the allowance
 
@@ -72,7 +73,7 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         try:
-            token = self.services.identity.verify(token_from(auth, environ))
+            token = await self.services.identity.verify(token_from(auth, environ))
             self.check_capacity(token.username)
         except ChatsioError as exc:
             logger.info(
@@ -86,7 +87,7 @@ class BaseNamespace(socketio.AsyncNamespace):
                 exc.message, exc.to_dict()
             ) from None
         user = token.username
-        connection = Connection(user, self.allowances.open(user))
+        connection = Connection(user, self.allowances.open(user), token.account)
         self.connections[sid] = connection
         connection.expiry = self.end_at_expiry(sid, token.expires_at)
         await self.authenticated(sid, user)
@@ -132,6 +133,18 @@ class BaseNamespace(socketio.AsyncNamespace):
             why,
         )
         await self.disconnect(sid)
+
+    async def drop_stale_accounts(self) -> None:
+        """Disconnect the sockets whose user has been deleted (and perhaps
+        registered again, a new account under the same name) since they
+        connected: their tokens are refused now, and so are they."""
+        if not self.connections:
+            return
+        users = {connection.user for connection in self.connections.values()}
+        current = await self.services.identity.accounts(users)
+        for sid, connection in list(self.connections.items()):
+            if current.get(connection.user) != connection.account:
+                await self.drop(sid, "the account no longer exists")
 
     async def authenticated(self, sid: str, user: str) -> None:
         """Hook for the namespace: runs before the connection is accepted."""
@@ -222,3 +235,17 @@ def log_error(
         sid,
         connection and connection.user,
     )
+
+
+async def check_accounts(namespaces: list[BaseNamespace], every: float) -> None:
+    """Every ``every`` seconds, drop sockets of deleted accounts (see
+    ``BaseNamespace.drop_stale_accounts``); a failed check is tried again."""
+    while True:
+        await asyncio.sleep(every)
+        for namespace in namespaces:
+            try:
+                await namespace.drop_stale_accounts()
+            except Exception as exc:  # the database down: tried again next round
+                logger.warning(
+                    "checking %s's accounts failed: %r", namespace.namespace, exc
+                )

@@ -228,6 +228,34 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
                 async with asyncio.timeout(PUBLISH_TIMEOUT):
                     await pubsub.ping()
 
+    # -- evicting ------------------------------------------------------------
+
+    async def evict(self, room: str, holders: str, namespace: str) -> None:
+        """Here, then on every other node, through the outbox (so in order with
+        the emits around it): a ``leave_room`` message naming ``holders``
+        instead of a sid. python-socketio's ``_handle_leave_room`` (an older
+        node's) ignores it, as no socket has the sid None."""
+        await super().evict(room, holders, namespace)
+        await self._publish(
+            {
+                "method": "leave_room",
+                "sid": None,
+                "holders": holders,
+                "room": room,
+                "namespace": namespace,
+                "host_id": self.host_id,
+            }
+        )
+
+    async def _handle_leave_room(self, message: dict) -> None:
+        # python-socketio's listener (AsyncPubSubManager._thread) calls this
+        # for every "leave_room" message from another node.
+        if message.get("holders") is None:
+            return await super()._handle_leave_room(message)
+        await super().evict(
+            message.get("room"), message["holders"], message.get("namespace")
+        )
+
     # -- shared ---------------------------------------------------------------
 
     def _new_client(self):

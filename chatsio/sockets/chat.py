@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatsio.protocol import chat_room
+from chatsio.protocol import chat_room, user_room
 from chatsio.schemas import (
     chat_out,
     chat_ref_in,
@@ -19,6 +19,11 @@ from chatsio.sockets.base import BaseNamespace
 
 
 class ChatNamespace(BaseNamespace):
+    async def authenticated(self, sid: str, user: str) -> None:
+        # So that a member leaving a chat takes all their sockets out of its
+        # room, on every node (ChatService.leave, MeteredEmitter.evict).
+        await self.enter_room(sid, user_room(user))
+
     async def on_join(self, sid: str, user: str, payload: Any) -> dict:
         """join: enter a chat's room and catch up."""
         request = load(join_in, payload)

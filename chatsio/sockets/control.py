@@ -1,4 +1,4 @@
-"""The /control namespace: who is online, starting and ending chats."""
+"""The /control namespace: who is online, starting, leaving and ending chats."""
 
 from __future__ import annotations
 
@@ -50,4 +50,10 @@ class ControlNamespace(BaseNamespace):
         """terminate: end a chat for all its members."""
         request = load(chat_ref_in, payload)
         await self.services.chats.terminate(user, request["id"])
+        return {}
+
+    async def on_leave(self, sid: str, user: str, payload: Any) -> dict:
+        """leave: leave a chat for good, on every device."""
+        request = load(chat_ref_in, payload)
+        await self.services.chats.leave(user, request["id"])
         return {}

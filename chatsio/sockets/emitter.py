@@ -38,6 +38,11 @@ class MeteredEmitter:
     async def close_room(self, room: str, namespace: str | None = None) -> None:
         await self.sio.close_room(room, namespace=namespace)
 
+    async def evict(self, room: str, holders: str, *, namespace: str) -> None:
+        """Take every socket in ``holders`` out of ``room``, on every node
+        (``DirectFanout.evict``; ``RedisBus`` carries it to the others)."""
+        await self.sio.manager.evict(room, holders, namespace)
+
     def local_recipients(
         self, namespace: str, room: str | list[str] | None, skip_sid: str | None
     ) -> int:

@@ -12,7 +12,11 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from engineio.exceptions import EngineIOError
 
-from chatsio.sockets.websocket import BoundedWebSocket
+from chatsio.sockets.websocket import (
+    ANONYMOUS_PACKET_MAX,
+    BoundedWebSocket,
+    is_accepted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +26,35 @@ logger = logging.getLogger(__name__)
 SEND_BACKLOG_MAX = 1000
 # A disconnect that cannot deliver its CLOSE packet in this time is forced.
 DISCONNECT_TIMEOUT = 0.5
-# A long-polling POST body must arrive within this time.
-BODY_TIMEOUT = 10.0
 
 
 class ChatsioEngine(engineio.AsyncServer):
-    """``engineio.AsyncServer`` that reads polling bodies whole and in bounded
-    time, logs the real peer address, cuts off clients that stop reading, and
-    offers permessage-deflate only when ``ws_compression`` is set."""
+    """``engineio.AsyncServer`` that reads polling bodies whole, takes only
+    small packets from a session no namespace accepted yet, logs the real peer
+    address, cuts off clients that stop reading, and offers permessage-deflate
+    only when ``ws_compression`` is set.
 
-    def __init__(self, *args, ws_compression: bool = False, **kwargs) -> None:
+    ``connection_guard`` (``api.connections.ConnectionGuard``, or None) hears
+    which HTTP connections carry an accepted session: those stop counting
+    against their client address."""
+
+    def __init__(
+        self, *args, ws_compression: bool = False, connection_guard=None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.ws_compression = ws_compression
+        self.connection_guard = connection_guard
         translate = self._async["translate_request"]
 
         def translate_request(request):
             environ = translate(request)
-            environ["wsgi.input"] = WholeBody(environ["wsgi.input"])
+            socket = self.sockets.get(request.query.get("sid"))
+            limit = (
+                self.max_http_buffer_size
+                if socket is not None and is_accepted(socket)
+                else ANONYMOUS_PACKET_MAX
+            )
+            environ["wsgi.input"] = WholeBody(environ["wsgi.input"], limit, socket)
             # engineio puts 127.0.0.1 here; the peer (or, behind trusted
             # proxies, the client they name) is what a log line wants.
             environ["REMOTE_ADDR"] = request.remote or ""
@@ -51,6 +67,29 @@ class ChatsioEngine(engineio.AsyncServer):
         }
         self.cutting_off: set[str] = set()
         self.ping_timers: dict[str, asyncio.Task] = {}
+
+    async def handle_request(self, request):
+        response = await super().handle_request(request)
+        socket = self.sockets.get(request.query.get("sid"))
+        if socket is not None and is_accepted(socket):
+            self.trust_connection(request.protocol)
+        return response
+
+    def accepted(self, sid: str) -> None:
+        """A namespace accepted session ``sid``: it may send large packets
+        (files), and its connections no longer count as anonymous."""
+        socket = self.sockets.get(sid)
+        if socket is None or is_accepted(socket):
+            return
+        socket.accepted = True
+        websocket = getattr(socket, "websocket", None)
+        if websocket is not None:
+            websocket.accepted()
+
+    def trust_connection(self, protocol) -> None:
+        """``protocol`` (an aiohttp RequestHandler) carries an accepted session."""
+        if self.connection_guard is not None:
+            self.connection_guard.trust(protocol)
 
     def start_background_task(self, target, *args, **kwargs):
         task = super().start_background_task(target, *args, **kwargs)
@@ -89,7 +128,10 @@ class ChatsioEngine(engineio.AsyncServer):
             return
         if socket.closed:
             self.sockets.pop(sid, None)
-        elif not socket.closing:
+        elif not socket.closing and not getattr(socket, "receiving", False):
+            # A session whose POST body is still coming cannot answer a ping
+            # (its client sends one POST at a time); the ConnectionGuard
+            # closes that body if it comes slower than the minimum rate.
             await socket.check_ping_timeout()
 
     def _forget_ping(self, sid: str, task: asyncio.Task) -> None:
@@ -261,26 +303,42 @@ class WholeBody:
     python-engineio reads a long-polling POST with one ``read(length)``, and
     aiohttp's stream answers with only what has arrived so far: a body spread
     over several TCP segments (a file of a few hundred KB) was cut short, and
-    the session closed on a base64 error. A body that stalls is an error after
-    BODY_TIMEOUT rather than a handler left hanging.
+    the session closed on a base64 error. A body over ``limit`` is refused
+    unread, which closes the session. A body that comes too slowly has its
+    connection closed by the app's ``ConnectionGuard``, an error here.
+
+    While the body of ``socket`` (its Engine.IO session) comes, the session
+    is ``receiving``, spared the ping check, and a body received counts as an
+    answer to the last ping: a phone's 5 MiB file at 64 KiB/s takes 110 s.
     """
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, limit: int, socket=None) -> None:
         self.stream = stream
+        self.limit = limit
+        self.socket = socket
 
     async def read(self, length: int = -1) -> bytes:
         if length == 0:
             return b""  # an empty payload: no packets
+        if length > self.limit:
+            raise EngineIOError(f"a body over {self.limit} bytes, refused unread")
+        socket = self.socket
+        if socket is not None:
+            socket.receiving = True
         try:
-            async with asyncio.timeout(BODY_TIMEOUT):
-                if length < 0:
-                    body = await self.stream.read()
-                else:
-                    body = await self.stream.readexactly(length)
+            if length < 0:
+                body = await self.stream.read()
+            else:
+                body = await self.stream.readexactly(length)
         except asyncio.IncompleteReadError:
             raise EngineIOError("the request body ended early") from None
-        except TimeoutError:
-            raise EngineIOError("the request body stalled") from None
+        except OSError:  # the connection closed, a slow body's included
+            raise EngineIOError("the connection closed during the body") from None
+        finally:
+            if socket is not None:
+                socket.receiving = False
+        if socket is not None and socket.last_ping:
+            socket.last_ping = time.time()
         try:
             body.decode("utf-8")  # engineio decodes it, and would crash
         except UnicodeDecodeError:

@@ -75,6 +75,11 @@ class DirectFanout(socketio.AsyncManager):
                 ]
             )
 
+    async def evict(self, room: str, holders: str, namespace: str) -> None:
+        """Take this node's sockets in room ``holders`` out of ``room``."""
+        for sid in list(self.rooms.get(namespace, {}).get(holders, ())):
+            self.basic_leave_room(sid, namespace, room)
+
     def participants(self, namespace: str, room) -> dict[str, str]:
         """``get_participants`` as a dict of sid to Engine.IO sid (for one room,
         the room's own: not to be changed), without its generator and copy."""

@@ -9,10 +9,12 @@ import orjson
 import socketio
 from socketio import packet
 
-from chatsio.errors import InvalidPayload
+from chatsio.errors import ChatsioError, InvalidPayload, RateLimited, TooLarge
 from chatsio.protocol import RESERVED_EVENTS
 from chatsio.sockets import fastjson
+from chatsio.sockets.attachments import HEADER_MAX, AttachmentBudget, placeholders_fit
 from chatsio.sockets.engine import ChatsioEngine, outgoing
+from chatsio.sockets.junk import JunkLog
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +23,6 @@ logger = logging.getLogger(__name__)
 AUTH_GRACE = 3.0
 REFUSED_GRACE = 1.0
 BINARY_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
-# Only ``file`` carries binary data (one piece); a few more are answered
-# invalid by the schema. Each may be as large as the Engine.IO buffer.
-MAX_ATTACHMENTS = 10
 
 
 class ChatsioPacket(packet.Packet):
@@ -77,6 +76,11 @@ class ChatsioServer(socketio.AsyncServer):
     once the connection is accepted, for the ``welcome`` event.
     """
 
+    def __init__(self, *args, attachments: AttachmentBudget, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.junk = JunkLog()
+        self.attachments = attachments
+
     def _engineio_server_class(self):
         return ChatsioEngine
 
@@ -91,16 +95,23 @@ class ChatsioServer(socketio.AsyncServer):
             return
         await self.eio.deliver(eio_sid, *outgoing(encoded))
 
+    async def _handle_eio_disconnect(self, eio_sid, reason=None):
+        if eio_sid in self._binary_packet:  # else a running handler releases it
+            self._drop_pending(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        self.junk.forget(eio_sid)
+
     async def _handle_eio_connect(self, eio_sid, environ):
         await super()._handle_eio_connect(eio_sid, environ)
         self.start_background_task(self._expel_if_anonymous, eio_sid, AUTH_GRACE)
 
     async def _handle_event(self, eio_sid, namespace, id, data):
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
-            logger.warning("dropped a malformed event packet from %s", eio_sid)
+            self.junk.note(eio_sid, "dropped a malformed event packet from %s", eio_sid)
             return
         if data[0] in RESERVED_EVENTS:
-            logger.warning(
+            self.junk.note(
+                eio_sid,
                 "ignored a client event named %r from %s on %s",
                 data[0],
                 eio_sid,
@@ -120,7 +131,9 @@ class ChatsioServer(socketio.AsyncServer):
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if not self.manager.is_connected(sid, namespace):
-            logger.warning("%s is not connected to namespace %s", sid, namespace)
+            self.junk.note(
+                eio_sid, "%s is not connected to namespace %s", eio_sid, namespace
+            )
             return
         reply = await handler.trigger_event(data[0], sid, *data[1:])
         if id is None:
@@ -150,39 +163,145 @@ class ChatsioServer(socketio.AsyncServer):
         """
         pending = self._binary_packet.get(eio_sid)
         if pending is not None and not isinstance(data, bytes):
-            del self._binary_packet[eio_sid]  # its attachment never came
-            logger.warning("dropped an unfinished binary packet from %s", eio_sid)
+            self._drop_pending(eio_sid)  # its attachment never came
+            self.junk.note(
+                eio_sid, "dropped an unfinished binary packet from %s", eio_sid
+            )
         elif pending is None and isinstance(data, bytes):
-            logger.warning("dropped an unannounced attachment from %s", eio_sid)
+            self.junk.note(
+                eio_sid, "dropped an unannounced attachment from %s", eio_sid
+            )
             return
-        elif pending is not None and completes(pending):
-            if not placeholders_fit(pending.data, pending.attachment_count):
-                del self._binary_packet[eio_sid]
-                await self._refuse(
-                    eio_sid, pending, "a placeholder names no attachment"
-                )
-                return
+        elif pending is not None:
+            await self._take_attachment(eio_sid, pending, data)
+            return
         try:
             if isinstance(data, str) and data[:1] in BINARY_TYPES:
-                header = self.packet_class(encoded_packet=data)
-                if not 1 <= header.attachment_count <= MAX_ATTACHMENTS:
-                    await self._refuse(
-                        eio_sid,
-                        header,
-                        f"a packet may carry 1 to {MAX_ATTACHMENTS} binary attachments",
-                    )
-                    return
-            await super()._handle_eio_message(eio_sid, data)
+                await self._take_header(eio_sid, data)
+            else:
+                await super()._handle_eio_message(eio_sid, data)
         except Exception as exc:  # a malformed packet is the client's problem
-            self._binary_packet.pop(eio_sid, None)
-            logger.warning("dropped a malformed packet from %s: %s", eio_sid, exc)
+            self._drop_pending(eio_sid)
+            if isinstance(exc, fastjson.Unreadable):
+                await self._answer_unreadable(eio_sid, data)
+            self.junk.note(
+                eio_sid, "dropped a malformed packet from %s: %s", eio_sid, exc
+            )
 
-    async def _refuse(self, eio_sid: str, header, why: str) -> None:
-        """Drop a binary packet, answering ``invalid`` if it asked for an ack."""
-        logger.warning("refused a binary packet from %s: %s", eio_sid, why)
+    async def _take_header(self, eio_sid: str, data: str) -> None:
+        """Hold a binary packet's header for its one attachment, if the
+        user's budget has room (see ``sockets/attachments``); decoded once."""
+        if len(data) > HEADER_MAX:
+            await self._refuse(
+                eio_sid,
+                self.packet_class(encoded_packet=data[: max(data.find("["), 0)]),
+                TooLarge(f"a binary packet's header may be at most {HEADER_MAX} bytes"),
+            )
+            return
+        header = self.packet_class(encoded_packet=data)
+        if header.attachment_count != 1:  # only ``file`` has one, and only one
+            why = "a packet may carry exactly one binary attachment"
+            await self._refuse(eio_sid, header, InvalidPayload(why))
+            return
+        user = self._user_of(eio_sid, header.namespace or "/")
+        if user is None:
+            raise ValueError("a binary packet for a namespace not connected")
+        if not self.attachments.admits(eio_sid, user, len(data)):
+            await self._refuse(eio_sid, header, self._over_budget())
+            return
+        # python-socketio's partial packets (AsyncServer._binary_packet), filled
+        # here as its _handle_eio_message would, without decoding again (if an
+        # upgrade moves it, test_budgets' in-flight test fails).
+        self._binary_packet[eio_sid] = header
+        self.attachments.start_clock(
+            eio_sid, lambda: self.start_background_task(self._expire, eio_sid, header)
+        )
+
+    async def _take_attachment(self, eio_sid: str, pending, data: bytes) -> None:
+        """Complete the pending packet with its one attachment and handle it."""
+        self.attachments.stop_clock(eio_sid)
+        refusal: ChatsioError | None = None
+        if not placeholders_fit(pending.data, pending.attachment_count):
+            refusal = InvalidPayload("a placeholder names no attachment")
+        elif not self.attachments.admits(
+            eio_sid, self.attachments.held[eio_sid].user, len(data)
+        ):
+            refusal = self._over_budget()
+        if refusal is not None:
+            self._drop_pending(eio_sid)
+            await self._refuse(eio_sid, pending, refusal)
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)  # runs the handler
+        except Exception as exc:  # as _handle_eio_message's
+            self._binary_packet.pop(eio_sid, None)
+            self.junk.note(
+                eio_sid, "dropped a malformed packet from %s: %s", eio_sid, exc
+            )
+        finally:
+            self.attachments.release(eio_sid)
+
+    def _over_budget(self) -> RateLimited:
+        return RateLimited(
+            f"over {self.attachments.per_user} bytes of files in flight for "
+            "this user: send the next one when one is stored"
+        )
+
+    async def _expire(self, eio_sid: str, header) -> None:
+        """A header's attachment did not arrive in time: drop it, say so."""
+        if self._binary_packet.get(eio_sid) is not header:
+            return  # completed or dropped meanwhile
+        self._drop_pending(eio_sid)
+        why = f"the attachment did not arrive within {self.attachments.timeout:g} s"
+        await self._refuse(eio_sid, header, InvalidPayload(why))
+
+    def _drop_pending(self, eio_sid: str) -> None:
+        self._binary_packet.pop(eio_sid, None)
+        self.attachments.release(eio_sid)
+
+    def _user_of(self, eio_sid: str, namespace: str) -> str | None:
+        """The user of this connection's accepted namespace, if any."""
+        handler = self.namespace_handlers.get(namespace)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        connection = handler.connections.get(sid) if handler and sid else None
+        return connection.user if connection else None
+
+    async def _answer_unreadable(self, eio_sid: str, data: str) -> None:
+        """Answer ``too_large`` to an event too large to read (past
+        ``fastjson.FALLBACK_MAX``, decoded once), if it asked for an ack on a
+        namespace the session has connected."""
+        header = self.packet_class(encoded_packet=data[: max(data.find("["), 0)])
+        namespace = header.namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if (
+            header.id is None
+            or header.packet_type != packet.EVENT
+            or sid is None
+            or not self.manager.is_connected(sid, namespace)
+        ):
+            return
+        error = TooLarge("this packet is over every payload's limit")
+        handler = self.namespace_handlers.get(namespace)
+        if handler is not None:  # counted as the namespace counts its errors
+            handler.metrics.child(handler.metrics.errors, error.code, "socket").inc()
+        await self._send_packet(
+            eio_sid,
+            self.packet_class(
+                packet.ACK,
+                namespace=header.namespace,
+                id=header.id,
+                data=[{"ok": False, "error": error.to_dict()}],
+            ),
+        )
+
+    async def _refuse(self, eio_sid: str, header, error: ChatsioError) -> None:
+        """Drop a binary packet, answering ``error`` if it asked for an ack."""
+        self.junk.note(
+            eio_sid, "refused a binary packet from %s: %s", eio_sid, error.message
+        )
         handler = self.namespace_handlers.get(header.namespace or "/")
         if handler is not None:  # counted as the namespace counts its errors
-            handler.metrics.child(handler.metrics.errors, "invalid", "socket").inc()
+            handler.metrics.child(handler.metrics.errors, error.code, "socket").inc()
         if header.id is not None and header.packet_type == packet.BINARY_EVENT:
             await self._send_packet(
                 eio_sid,
@@ -190,7 +309,7 @@ class ChatsioServer(socketio.AsyncServer):
                     packet.ACK,
                     namespace=header.namespace,
                     id=header.id,
-                    data=[{"ok": False, "error": InvalidPayload(why).to_dict()}],
+                    data=[{"ok": False, "error": error.to_dict()}],
                 ),
             )
 
@@ -201,15 +320,14 @@ class ChatsioServer(socketio.AsyncServer):
             return await super()._handle_connect(eio_sid, namespace, data)
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        accepted = sid is not None and self.manager.is_connected(sid, namespace)
+        if accepted:
+            self.eio.accepted(eio_sid)  # large packets (files) from now on
         handler = self.namespace_handlers.get(namespace)
         after_connect = getattr(handler, "after_connect", None)
-        if (
-            sid is not None
-            and after_connect
-            and self.manager.is_connected(sid, namespace)
-        ):
+        if accepted and after_connect:
             await after_connect(sid)
-        elif sid is None or not self.manager.is_connected(sid, namespace):
+        elif not accepted:
             self.start_background_task(self._expel_if_anonymous, eio_sid, REFUSED_GRACE)
 
     async def _expel_if_anonymous(self, eio_sid: str, grace: float) -> None:
@@ -226,26 +344,3 @@ class ChatsioServer(socketio.AsyncServer):
             return
         logger.info("closing %s: no namespace accepted it", eio_sid)
         await self.eio.expel(eio_sid)
-
-
-def completes(pending) -> bool:
-    """Whether the next attachment is the last one ``pending`` waits for."""
-    return len(pending.attachments) + 1 == pending.attachment_count
-
-
-def placeholders_fit(data, count: int) -> bool:
-    """Whether every binary placeholder in ``data`` names one of ``count``
-    attachments; python-socketio indexes with ``num`` unchecked."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            if item.get("_placeholder") and "num" in item:
-                num = item["num"]
-                if type(num) is not int or not 0 <= num < count:
-                    return False
-            else:
-                stack.extend(item.values())
-    return True

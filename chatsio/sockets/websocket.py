@@ -31,6 +31,11 @@ SEND_TIMEOUT = 20.0
 # transport holding less than this unsent. Past it, packets take the queue,
 # where SEND_BACKLOG_MAX and SEND_TIMEOUT cut off a client that stopped reading.
 DIRECT_BUFFER_MAX = 64 * 1024
+# The largest polling body or WebSocket frame a session may send before a
+# namespace accepted it: a CONNECT packet with a 4,096-character token, with
+# room to spare. Anything larger closes the session, undecoded; an accepted
+# session may send up to the engine's max_http_buffer_size (a file).
+ANONYMOUS_PACKET_MAX = 8 * 1024
 # Engine.IO packet types: OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP.
 ENGINEIO_TYPES = frozenset("0123456")
 DIGITS = frozenset("0123456789")
@@ -44,6 +49,10 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
 
     transport = None  # the connection's, once the upgrade is answered
     direct = False  # whether write_now may write frames itself
+    # The largest frame taken: aiohttp's limit (max_msg_size, fixed when the
+    # connection opens) is the file's, but until a namespace accepts the
+    # session a larger frame than this closes it, before any decoding.
+    frame_max = ANONYMOUS_PACKET_MAX
 
     async def __call__(self, environ):
         # As the stock driver, but with the compression the engine was given:
@@ -67,6 +76,8 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             # is settled by the handshake.
             self.transport = self.request.transport
             self.direct = not self._sock.compress
+            if is_accepted(socket):
+                self.accepted()
             await self.serve(socket)
             return self._sock
         finally:
@@ -75,6 +86,12 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             socket.websocket = None
             if socket.closed:
                 socket.queue.discard()
+
+    def accepted(self) -> None:
+        """A namespace accepted the session: frames up to aiohttp's limit, and
+        the connection no longer counts as anonymous."""
+        self.frame_max = self.server.max_http_buffer_size
+        self.server.trust_connection(self.request.protocol)
 
     async def serve(self, socket) -> None:
         """The session over this WebSocket, as engineio's handler runs it: the
@@ -179,12 +196,22 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             data = (await self._sock.receive()).data
             if not isinstance(data, (str, bytes)):
                 return None
+            if len(data) > self.frame_max:
+                await self.refuse_large(len(data))
+                return None
             if isinstance(data, bytes) or is_engineio_packet(data):
                 return data
             logger.warning(
                 "dropped a malformed Engine.IO packet from %s",
                 self.handler.__self__.sid,
             )
+
+    async def refuse_large(self, size: int) -> None:
+        """End the session of a client that sent a large frame before any
+        namespace accepted it: nothing of it is decoded."""
+        sid = self.handler.__self__.sid
+        logger.info("closing %s: a %d-byte frame before any namespace", sid, size)
+        await self.server.expel(sid)
 
     def abort(self) -> None:
         if self.request.transport is not None:
@@ -212,6 +239,11 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             logger.warning("dropping a WebSocket client that stopped reading")
             self.abort()
             raise ConnectionResetError("the client stopped reading") from None
+
+
+def is_accepted(socket) -> bool:
+    """Whether a namespace accepted the Engine.IO ``socket``'s session."""
+    return getattr(socket, "accepted", False)
 
 
 def is_packet(data: str | bytes, packet_type: int, payload: str | None = None) -> bool:

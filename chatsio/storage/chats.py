@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.storage import tables
@@ -60,6 +60,30 @@ class ChatStore:
             condition = and_(condition, chats.c.active)
         async with self.engine.connect() as conn:
             return await self._load(conn, condition)
+
+    async def remove_member(self, chat_id: str, username: str) -> int | None:
+        """Take ``username`` out of the chat; return how many members remain.
+
+        None when they were not a member (any more). The chat's row is locked
+        first (on SQLite, BEGIN IMMEDIATE locks the file), so of the last two
+        members leaving at once exactly one sees none remaining.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                select(chats.c.id).where(chats.c.id == chat_id).with_for_update()
+            )
+            removed = await conn.execute(
+                delete(members).where(
+                    members.c.chat_id == chat_id, members.c.username == username
+                )
+            )
+            if removed.rowcount == 0:
+                return None
+            return (
+                await conn.execute(
+                    select(func.count()).where(members.c.chat_id == chat_id)
+                )
+            ).scalar_one()
 
     async def access(self, chat_id: str, username: str) -> Access:
         query = (

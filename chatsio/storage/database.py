@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chatsio.storage.tables import metadata
+from chatsio.storage.tables import metadata, new_token_key, users
 
 # Any constant works; it only has to be the same in every chatsio process.
 SCHEMA_LOCK_ID = 0x63686174
@@ -103,6 +104,10 @@ CLIENT_ID_INDEX = (
     " ON messages (chat_id, sender, client_id) WHERE client_id IS NOT NULL"
 )
 OLD_CLIENT_ID_INDEX = "DROP INDEX IF EXISTS messages_by_client_id"
+FILES_BY_SENDER_INDEX = (
+    "CREATE INDEX IF NOT EXISTS messages_files_by_sender"
+    " ON messages (sender, file_size) WHERE file_id IS NOT NULL"
+)
 # seq is taken by the INSERT itself (last_seq + 1, read under the write lock);
 # this trigger then advances chats.last_seq, so a message that is not stored
 # (a repeated client_id) never uses up a seq.
@@ -125,9 +130,16 @@ POSTGRES_TRIGGER = (
 
 async def upgrade(conn) -> None:
     """Replace an earlier version's client_id index; add the seq trigger
-    where it is missing."""
+    where it is missing; let chats outlive their creator; key every user."""
     await conn.exec_driver_sql(CLIENT_ID_INDEX)
     await conn.exec_driver_sql(OLD_CLIENT_ID_INDEX)
+    await conn.exec_driver_sql(FILES_BY_SENDER_INDEX)
+    await add_seq_trigger(conn)
+    await drop_creator_foreign_key(conn)
+    await add_token_keys(conn)
+
+
+async def add_seq_trigger(conn) -> None:
     if conn.dialect.name != "postgresql":
         await conn.exec_driver_sql(SQLITE_TRIGGER)
         return
@@ -137,6 +149,65 @@ async def upgrade(conn) -> None:
     if found.first() is None:
         await conn.exec_driver_sql(POSTGRES_FUNCTION)
         await conn.exec_driver_sql(POSTGRES_TRIGGER)
+
+
+async def add_token_keys(conn) -> None:
+    """Give every user of an earlier version a ``token_key`` of their own."""
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("users"))
+    if any(column["name"] == "token_key" for column in columns):
+        return
+    # NOT NULL needs a default for the rows already there; each gets its own
+    # key below, in the same transaction, so no row keeps the empty one.
+    await conn.exec_driver_sql(
+        "ALTER TABLE users ADD COLUMN token_key VARCHAR(32) NOT NULL DEFAULT ''"
+    )
+    names = await conn.execute(users.select().with_only_columns(users.c.username))
+    keys = [{"name": name, "key": new_token_key()} for name in names.scalars()]
+    if keys:
+        set_key = (
+            users.update()
+            .where(users.c.username == bindparam("name"))
+            .values(token_key=bindparam("key"))
+        )
+        await conn.execute(set_key, keys)
+
+
+# Earlier versions made chats.created_by a foreign key to users, which kept a
+# user who had started a chat from ever being deleted.
+CREATOR_FOREIGN_KEY = re.compile(
+    r",\s*FOREIGN KEY\s*\(\s*created_by\s*\)\s*REFERENCES\s+users\s*\(\s*username\s*\)",
+    re.IGNORECASE,
+)
+
+
+async def drop_creator_foreign_key(conn) -> None:
+    if conn.dialect.name == "postgresql":
+        found = await conn.exec_driver_sql(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f'"
+            " AND conrelid = 'chats'::regclass AND confrelid = 'users'::regclass"
+        )
+        for name in found.scalars().all():
+            await conn.exec_driver_sql(f'ALTER TABLE chats DROP CONSTRAINT "{name}"')
+        return
+    found = await conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'chats'"
+    )
+    old = found.scalar_one()
+    new = CREATOR_FOREIGN_KEY.sub("", old)
+    if new == old:
+        return
+    # SQLite cannot drop a constraint; its documented way for removing a
+    # foreign key, which changes nothing stored, is to edit the table's
+    # definition in sqlite_master (https://sqlite.org/lang_altertable.html,
+    # "Making Other Kinds Of Table Schema Changes").
+    version = (await conn.exec_driver_sql("PRAGMA schema_version")).scalar_one()
+    await conn.exec_driver_sql("PRAGMA writable_schema=ON")
+    await conn.exec_driver_sql(
+        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'chats'",
+        (new,),
+    )
+    await conn.exec_driver_sql(f"PRAGMA schema_version={version + 1}")
+    await conn.exec_driver_sql("PRAGMA writable_schema=OFF")
 
 
 def insert_ignoring_conflicts(engine: AsyncEngine, table):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.protocol import KIND_NOTIFICATION
@@ -85,6 +85,15 @@ class MessageStore:
         if row is None:
             return None
         return StoredFile(row.chat_id, to_message(row).file, row.data)
+
+    async def file_bytes(self, sender: str) -> int:
+        """The sizes of the files ``sender`` has stored, summed (index
+        ``messages_files_by_sender``)."""
+        query = select(func.coalesce(func.sum(messages.c.file_size), 0)).where(
+            messages.c.sender == sender, tables.HAS_FILE
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def after(self, chat_id: str, after: int, limit: int) -> list[Message]:
         """The oldest ``limit`` messages with seq > ``after``, oldest first."""

@@ -10,6 +10,7 @@ class User:
     username: str
     password_hash: str
     is_admin: bool
+    token_key: str  # signed into the user's tokens; see tables.users
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -18,6 +20,12 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def new_token_key() -> str:
+    """A fresh ``users.token_key``: 16 URL-safe characters, 96 random bits."""
+    return secrets.token_urlsafe(12)
+
+
 users = Table(
     "users",
     metadata,
@@ -25,6 +33,10 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    # Random, made with the row and signed into every token issued to it: a
+    # token whose user was deleted (or deleted and registered again) matches
+    # no row, so it is refused.
+    Column("token_key", String(32), nullable=False),
 )
 
 chats = Table(
@@ -32,7 +44,9 @@ chats = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("title", String(100), nullable=True),
-    Column("created_by", String(32), ForeignKey("users.username"), nullable=False),
+    # A plain name, like messages.sender: the chat outlives its creator's
+    # account (`chatsio deleteuser`), so it is no foreign key.
+    Column("created_by", String(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     # The last seq handed out: bumping it in the message's own transaction is
@@ -82,6 +96,14 @@ Index(
     "messages_file_ids",
     messages.c.file_id,
     unique=True,
+    sqlite_where=HAS_FILE,
+    postgresql_where=HAS_FILE,
+)
+# What a user's files take, for the storage quota: read from the index alone.
+Index(
+    "messages_files_by_sender",
+    messages.c.sender,
+    messages.c.file_size,
     sqlite_where=HAS_FILE,
     postgresql_where=HAS_FILE,
 )

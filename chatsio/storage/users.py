@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,6 +12,11 @@ from chatsio.errors import Conflict
 from chatsio.storage import tables
 from chatsio.storage.database import insert_ignoring_conflicts
 from chatsio.storage.records import User
+
+# Built once: it runs on every REST request and socket connect.
+TOKEN_KEY_OF = select(tables.users.c.token_key).where(
+    tables.users.c.username == bindparam("name")
+)
 
 
 class UserStore:
@@ -21,6 +26,7 @@ class UserStore:
     async def create(
         self, username: str, password_hash: str, *, is_admin: bool, now: int
     ) -> User:
+        token_key = tables.new_token_key()
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
@@ -29,11 +35,12 @@ class UserStore:
                         password_hash=password_hash,
                         is_admin=is_admin,
                         created_at=now,
+                        token_key=token_key,
                     )
                 )
         except IntegrityError:
             raise Conflict(f"username {username!r} is taken") from None
-        return User(username, password_hash, is_admin)
+        return User(username, password_hash, is_admin, token_key)
 
     async def get(self, username: str) -> User | None:
         query = select(tables.users).where(tables.users.c.username == username)
@@ -41,7 +48,48 @@ class UserStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return User(row.username, row.password_hash, row.is_admin)
+        return User(row.username, row.password_hash, row.is_admin, row.token_key)
+
+    async def token_key(self, username: str) -> str | None:
+        """The user's token key, None when there is no such user: one lookup
+        by primary key, made for every request and socket connect."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(TOKEN_KEY_OF, {"name": username})).scalar()
+
+    async def token_keys(self, usernames: Iterable[str]) -> dict[str, str]:
+        """The token key of each of ``usernames`` that is a user."""
+        query = select(tables.users.c.username, tables.users.c.token_key).where(
+            tables.users.c.username.in_(list(usernames))
+        )
+        async with self.engine.connect() as conn:
+            return {name: key for name, key in await conn.execute(query)}
+
+    async def delete(self, username: str) -> bool:
+        """Delete the user and their memberships; False if there was none.
+
+        Their messages and the chats they started stay: ``sender`` and
+        ``created_by`` are plain names.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(tables.members).where(tables.members.c.username == username)
+            )
+            deleted = await conn.execute(
+                delete(tables.users).where(tables.users.c.username == username)
+            )
+        return deleted.rowcount == 1
+
+    async def replace_password_hash(self, username: str, old: str, new: str) -> bool:
+        """Store ``new`` if the user's hash is still ``old`` (a rehash must not
+        overwrite a password set meanwhile); False if it was not."""
+        users = tables.users
+        query = (
+            update(users)
+            .where(users.c.username == username, users.c.password_hash == old)
+            .values(password_hash=new)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(query)).rowcount == 1
 
     async def unknown(self, usernames: Iterable[str]) -> list[str]:
         """The names among ``usernames`` that belong to no user, in input order."""
