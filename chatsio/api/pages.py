@@ -8,9 +8,10 @@ from aiohttp import web
 
 import chatsio
 
-# The checkout's static/ tree, with static/node_modules/ from `npm ci --prefix
-# static`. nginx in front may serve the same tree itself (deploy/nginx.conf).
-STATIC_DIR = Path(chatsio.__file__).resolve().parent.parent / "static"
+# The page ships inside the package (package data; in a checkout chatsio/static
+# links to the top-level static/), Socket.IO client included: no npm at run
+# time. nginx in front may serve the same tree itself (deploy/nginx.conf).
+STATIC_DIR = Path(chatsio.__file__).resolve().parent / "static"
 
 routes = web.RouteTableDef()
 
@@ -24,7 +25,4 @@ async def index(request: web.Request) -> web.FileResponse:
     )
 
 
-# A non-editable install (pip install .) has no static/ beside the package:
-# the API still runs, and / answers 404, rather than the app failing to start.
-if STATIC_DIR.is_dir():
-    routes.static("/static", STATIC_DIR, show_index=False, follow_symlinks=False)
+routes.static("/static", STATIC_DIR, show_index=False, follow_symlinks=False)

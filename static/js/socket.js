@@ -2,7 +2,7 @@
 // /chat, its state (connecting / connected / reconnecting), and the re-join of
 // every open chat with `since` after a reconnect, so nothing is missed.
 
-import { io } from "/static/node_modules/socket.io-client/dist/socket.io.esm.min.js";
+import { io } from "/static/vendor/socket.io-client/socket.io.esm.min.js";
 
 const ACK_TIMEOUT = 10_000;
 const SINCE_MAX = 1000; // join answers at most this many messages after `since`
