@@ -52,7 +52,11 @@ connections_key = web.AppKey("connections", ConnectionGuard)
 
 
 def create_sio(config: Config, guard: ConnectionGuard | None = None) -> ChatsioServer:
-    manager = RedisBus(config.redis_url) if config.redis_url else DirectFanout()
+    manager = (
+        RedisBus(config.redis_url, verify_tls=config.redis_tls_verify)
+        if config.redis_url
+        else DirectFanout()
+    )
     return ChatsioServer(
         async_mode="aiohttp",
         namespaces=[CONTROL, CHAT],  # no others, the default "/" included

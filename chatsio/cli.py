@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import logging
 import sys
 
 import uvloop
 from aiohttp import web
 
-from chatsio.app import create_app
-from chatsio.config import LOG_LEVELS, Config, load_config, logging_level
+from chatsio.app import create_app, storage_key
+from chatsio.arguments import parser
+from chatsio.config import (
+    Config,
+    load_config,
+    logging_level,
+    without_password,
+)
 from chatsio.errors import ChatsioError, ConfigError
 from chatsio.logs import setup_logging
 from chatsio.metrics import Metrics
@@ -20,43 +27,20 @@ from chatsio.schemas import credentials_in, load, notification_in
 from chatsio.services import create_identity, create_services
 from chatsio.services.accounts import delete_user
 from chatsio.services.notifications import broadcast
-from chatsio.sockets.bus import RedisBus
-from chatsio.storage import open_storage
+from chatsio.sockets.bus import TLS_VERIFY_SETTING, RedisBus
+from chatsio.startup import (
+    DATABASE_ERRORS,
+    StartupFailure,
+    check_sqlite_directory,
+    database_failure,
+    listen_sockets,
+    open_database,
+    shown_database,
+)
 
 # Allocations (net of frees) between two young-generation collections; the
 # interpreter's default is 700. See ``settle_gc``.
 GC_YOUNG_THRESHOLD = 2_000
-
-
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="chatsio", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the chat server")
-    serve.add_argument("--host", help="address to listen on (HOST)")
-    serve.add_argument("--port", help="port to listen on (PORT, default 8080)")
-    serve.add_argument("--database-url", help="database URL (DATABASE_URL)")
-    serve.add_argument("--log-level", choices=LOG_LEVELS, help="(CHATSIO_LOG_LEVEL)")
-
-    notify = commands.add_parser(
-        "notify", help="send a system notification through Redis (REDIS_URL)"
-    )
-    notify.add_argument("text")
-    notify.add_argument("--chat", help="store it in this chat (needs DATABASE_URL)")
-    notify.add_argument("--database-url", help="database URL (DATABASE_URL)")
-
-    createuser = commands.add_parser("createuser", help="add a user")
-    createuser.add_argument("name")
-    createuser.add_argument("--password", required=True)
-    createuser.add_argument("--admin", action="store_true", help="may send notices")
-    createuser.add_argument("--database-url", help="database URL (DATABASE_URL)")
-
-    deleteuser = commands.add_parser(
-        "deleteuser", help="delete a user: their tokens and memberships go"
-    )
-    deleteuser.add_argument("name")
-    deleteuser.add_argument("--database-url", help="database URL (DATABASE_URL)")
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,35 +52,77 @@ def main(argv: list[str] | None = None) -> int:
             database_url=args.database_url,
             log_level=getattr(args, "log_level", None),
         )
-    except ConfigError as exc:
+        setup_logging(logging_level(config))
+        return run(args, config)
+    except (ConfigError, StartupFailure) as exc:
         print(f"chatsio: {exc}", file=sys.stderr)
         return 2
-    setup_logging(logging_level(config))
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
         return serve(config)
     if args.command == "notify":
         return asyncio.run(notify(config, args.text, args.chat))
     if args.command == "deleteuser":
         return asyncio.run(remove_user(config, args.name))
-    return asyncio.run(create_user(config, args.name, args.password, args.admin))
+    password = read_password(args.password)
+    if password is None:
+        print(
+            "chatsio: the passwords did not match; nobody was created", file=sys.stderr
+        )
+        return 1
+    return asyncio.run(create_user(config, args.name, password, args.admin))
+
+
+def read_password(given: str | None) -> str | None:
+    """--password, else asked twice on a terminal (None if the two differ),
+    else the first line of standard input."""
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        try:
+            first = getpass.getpass("Password: ")
+            second = getpass.getpass("Password (again): ")
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C
+            raise StartupFailure("no password typed; nobody was created") from None
+        return first if first == second else None
+    line = sys.stdin.readline()
+    if not line:
+        raise StartupFailure(
+            "no password: give --password, or one line on standard input"
+        )
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def serve(config: Config) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    app = create_app(config)
-    app.on_startup.append(settle_gc)  # after chatsio's own start-up
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        print=lambda text: logging.getLogger("chatsio").info(text.strip()),
-        # Past this, handlers still running (a stalled upload) are cancelled,
-        # so SIGTERM always ends the process within about 10 s.
-        shutdown_timeout=5.0,
-        # uvloop: its transports and scheduling cost a fraction of asyncio's
-        # per frame, which is most of the work of a chat fan-out.
-        loop=uvloop.new_event_loop(),
-    )
+    # A SQLite file's missing directory, a port in use or an unknown HOST
+    # stops here, in one line, before the database is touched.
+    check_sqlite_directory(config.database_url)
+    sockets = listen_sockets(config.host, config.port)
+    try:
+        app = create_app(config)
+        app.on_startup.append(settle_gc)  # after chatsio's own start-up
+        try:
+            web.run_app(
+                app,
+                sock=sockets,
+                print=lambda text: logging.getLogger("chatsio").info(text.strip()),
+                # Past this, handlers still running (a stalled upload) are
+                # cancelled, so SIGTERM always ends the process within ~10 s.
+                shutdown_timeout=5.0,
+                # uvloop: its transports and scheduling cost a fraction of
+                # asyncio's per frame, most of the work of a chat fan-out.
+                loop=uvloop.new_event_loop(),
+            )
+        except DATABASE_ERRORS as exc:
+            if storage_key in app:  # it opened: the fault lies elsewhere
+                raise
+            raise database_failure(config.database_url, exc) from exc
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 
@@ -120,22 +146,27 @@ async def settle_gc(_app: web.Application) -> None:
 
 
 async def create_user(config: Config, name: str, password: str, admin: bool) -> int:
-    storage = await open_storage(config.database_url)
     try:
         load(credentials_in, {"username": name, "password": password})
+    except ChatsioError as exc:  # before the database is touched
+        print(f"chatsio: {described(exc)}", file=sys.stderr)
+        return 1
+    storage = await open_database(config.database_url)
+    try:
         identity = await create_identity(storage, config)
         await identity.register(name, password, is_admin=admin, by_operator=True)
     except ChatsioError as exc:
-        print(f"chatsio: {exc.message} {exc.fields or ''}".rstrip(), file=sys.stderr)
+        print(f"chatsio: {described(exc)}", file=sys.stderr)
         return 1
     finally:
         await storage.close()
-    print(f"created user {name}{' (admin)' if admin else ''}")
+    role = " (admin)" if admin else ""
+    print(f"created user {name}{role} in {shown_database(config.database_url)}")
     return 0
 
 
 async def remove_user(config: Config, name: str) -> int:
-    storage = await open_storage(config.database_url)
+    storage = await open_database(config.database_url)
     try:
         await delete_user(storage.users, name)
     except ChatsioError as exc:
@@ -143,8 +174,19 @@ async def remove_user(config: Config, name: str) -> int:
         return 1
     finally:
         await storage.close()
-    print(f"deleted user {name}")
+    print(f"deleted user {name} from {shown_database(config.database_url)}")
     return 0
+
+
+def described(exc: ChatsioError, options: dict[str, str] | None = None) -> str:
+    """The error in one line, each bad field under its command-line name."""
+    if not exc.fields:
+        return exc.message
+    options = options or {}
+    return "; ".join(
+        f"{options.get(field, field)}: {' '.join(problems)}"
+        for field, problems in exc.fields.items()
+    )
 
 
 async def notify(config: Config, text: str, chat_id: str | None) -> int:
@@ -155,30 +197,51 @@ async def notify(config: Config, text: str, chat_id: str | None) -> int:
     try:
         request = load(notification_in, {"text": text, "id": chat_id})
     except ChatsioError as exc:
-        print(f"chatsio: {exc.message} {exc.fields}", file=sys.stderr)
+        options = {"text": "TEXT", "id": "--chat"}
+        print(f"chatsio: {described(exc, options)}", file=sys.stderr)
         return 2
-    bus = RedisBus(config.redis_url, write_only=True)
+    # The bus logs a fault as a server would ("this node keeps serving"); here
+    # it is told once, in the one line below.
+    logging.getLogger(RedisBus.__module__).setLevel(logging.CRITICAL)
+    bus = RedisBus(
+        config.redis_url, write_only=True, verify_tls=config.redis_tls_verify
+    )
     try:
         if request["id"] is None:
             await broadcast(bus, request["text"])
-        else:
-            await notify_chat(config, bus, request["id"], request["text"])
-        if not await bus.flush(within=3.0):
-            print("chatsio: could not reach Redis; nothing was sent", file=sys.stderr)
+        elif problem := await notify_chat(config, bus, request["id"], request["text"]):
+            print(f"chatsio: {problem}", file=sys.stderr)
             return 1
-    except ChatsioError as exc:
-        print(f"chatsio: {exc.message}", file=sys.stderr)
-        return 1
+        if not await bus.flush(within=3.0):
+            print(f"chatsio: {unreachable(config, bus)}", file=sys.stderr)
+            return 1
     finally:
         await bus.aclose()
     print("sent")
     return 0
 
 
-async def notify_chat(config: Config, bus: RedisBus, chat_id: str, text: str) -> None:
-    storage = await open_storage(config.database_url)
+def unreachable(config: Config, bus: RedisBus) -> str:
+    faults = "; ".join(dict.fromkeys(bus.faults.values())) or "no answer within 3 s"
+    advice = "check REDIS_URL"
+    if bus.certificate_reported:
+        advice = f"set {TLS_VERIFY_SETTING}=false if its certificate is self-signed"
+    return (
+        f"could not reach Redis at {without_password(config.redis_url)} ({faults}); "
+        f"nothing was sent; {advice}"
+    )
+
+
+async def notify_chat(
+    config: Config, bus: RedisBus, chat_id: str, text: str
+) -> str | None:
+    """Store and send the notice in the chat; what went wrong, if anything."""
+    storage = await open_database(config.database_url)
     try:
         services = await create_services(storage, bus, config, Metrics())
         await services.notifications.to_chat(chat_id, text)
+    except ChatsioError as exc:
+        return f"{exc.message} ({chat_id} in {shown_database(config.database_url)})"
     finally:
         await storage.close()
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,6 +26,9 @@ class Config:
     port: int = 8080
     database_url: str = "sqlite+aiosqlite:///chatsio.db"  # a file in the cwd
     redis_url: str | None = None
+    # False accepts a rediss:// server whose certificate cannot be verified
+    # (Heroku Redis's is self-signed); the traffic stays encrypted.
+    redis_tls_verify: bool = True
     secret: str | None = None
     token_ttl: int = 24 * 3600
     rate_limit: float = 20.0
@@ -95,6 +99,8 @@ def redis_url(raw: str) -> str:
     scheme = raw.partition("://")[0].lower()
     if scheme not in ("redis", "rediss", "redis+sentinel", "unix"):
         raise ValueError("expected redis://, rediss:// or redis+sentinel://")
+    if scheme in ("redis", "rediss"):
+        urlsplit(raw).port  # noqa: B018 -- raises ValueError unless a number
     return raw
 
 
@@ -165,20 +171,50 @@ class Setting:
     field: str
     env: str
     parser: Callable[[str], Any]
+    # How an invalid value is quoted in the error: a secret never, a URL
+    # without its password.
+    quote: Callable[[str], str] = repr
 
     def parse(self, raw: str) -> Any:
         try:
             return self.parser(raw)
         except ValueError as exc:
-            raise ConfigError(f"{self.env}: invalid value {raw!r}: {exc}") from None
+            shown = self.quote(raw)
+            raise ConfigError(f"{self.env}: invalid value {shown}: {exc}") from None
+
+
+def withheld(_raw: str) -> str:
+    return "(not shown)"
+
+
+def quoted_url(raw: str) -> str:
+    return repr(without_password(raw))
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password, as user info or a query parameter, as ``***``.
+
+    Plain string work, not urlsplit: that fails on some malformed URLs and
+    rewrites others (``sqlite:///x`` comes back as ``sqlite:/x``).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # "user:password@host/db" without its scheme is redacted too
+        scheme, rest = "", url
+    netloc, tail = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()
+    user, at, host = netloc.rpartition("@")
+    if at and ":" in user:
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
+    return f"{scheme}{sep}{netloc}{tail}"
 
 
 SETTINGS = (
     Setting("host", "HOST", str),
     Setting("port", "PORT", bounded_int(0, 65535)),
-    Setting("database_url", "DATABASE_URL", database_url),
-    Setting("redis_url", "REDIS_URL", redis_url),
-    Setting("secret", "CHATSIO_SECRET", secret),
+    Setting("database_url", "DATABASE_URL", database_url, quoted_url),
+    Setting("redis_url", "REDIS_URL", redis_url, quoted_url),
+    Setting("redis_tls_verify", "CHATSIO_REDIS_TLS_VERIFY", boolean),
+    Setting("secret", "CHATSIO_SECRET", secret, withheld),
     Setting("token_ttl", "CHATSIO_TOKEN_TTL", bounded_int(60, 90 * 24 * 3600)),
     Setting("rate_limit", "CHATSIO_RATE_LIMIT", bounded_float(0.1, 100_000)),
     Setting("rate_burst", "CHATSIO_RATE_BURST", bounded_int(1, 1_000_000)),

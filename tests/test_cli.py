@@ -48,11 +48,16 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "chatsio", *args]
 
 
-def run(cwd: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+def run(
+    cwd: Path, *args: str, input: str | None = None, **settings: str
+) -> subprocess.CompletedProcess:
+    """Run one command; its standard input is ``input``, else empty, never ours."""
     return subprocess.run(
         command(*args),
         cwd=cwd,
         env=environment(**settings),
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -151,15 +156,23 @@ def site(tmp_path: Path) -> Path:
     return path
 
 
-def test_createuser_adds_users_and_admins(site: Path) -> None:
+def test_createuser_adds_users_and_admins_and_deleteuser_removes_them(
+    site: Path,
+) -> None:
     made = run(site, "createuser", "alice", "--password", PASSWORD)
     assert made.returncode == 0, made.stderr
-    assert made.stdout.strip() == "created user alice"
+    # No DATABASE_URL: the SQLite file chatsio.db in the working directory,
+    # named in full so that nobody wonders where the user went.
+    database = f"sqlite:///{site / 'chatsio.db'}"
+    assert made.stdout.strip() == f"created user alice in {database}"
     admin = run(site, "createuser", "root", "--password", PASSWORD, "--admin")
     assert admin.returncode == 0, admin.stderr
-    assert admin.stdout.strip() == "created user root (admin)"
-    # No DATABASE_URL: the SQLite file chatsio.db in the working directory.
+    assert admin.stdout.strip() == f"created user root (admin) in {database}"
     assert users_in(site / "chatsio.db") == {"alice": False, "root": True}
+    gone = run(site, "deleteuser", "alice")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.strip() == f"deleted user alice from {database}"
+    assert users_in(site / "chatsio.db") == {"root": True}
 
 
 def test_createuser_of_a_taken_name_fails_with_one_line(site: Path) -> None:

@@ -17,6 +17,8 @@ LAYERS = [
     {"services"},
     {"sockets", "api"},
     {"app"},
+    {"startup"},  # the command line's: start-up failures as one line
+    {"arguments"},  # the command line's: its parser and help
     {"cli"},
     {"__main__"},
 ]

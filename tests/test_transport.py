@@ -50,5 +50,5 @@ def test_serve_runs_the_app_on_uvloop(monkeypatch, make_config) -> None:
         loop.close()
 
     monkeypatch.setattr(cli.web, "run_app", run_app)
-    assert cli.serve(make_config()) == 0
+    assert cli.serve(make_config(port=0)) == 0  # serve binds before run_app
     assert isinstance(loops[0], uvloop.Loop)

@@ -15,7 +15,8 @@ format and replaces the two Redis paths:
   and a watchdog restarts the listener task if it ever ends.
 
 Each failure is logged once when it starts and once when it clears; ``probe``
-tells the health check.
+tells the health check. A ``rediss://`` server whose certificate fails
+verification is one line for both paths, naming the setting that accepts it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from urllib.parse import urlparse
 
 import socketio
@@ -31,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from chatsio.config import SETTINGS_BY_FIELD
 from chatsio.sockets.fanout import DirectFanout
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ CLIENT_OPTIONS = {
     "retry": Retry(NoBackoff(), 0),  # the loops below do the retrying
     "max_connections": 4,  # publisher, probe, one spare; pub/sub has its own
 }
+TLS_VERIFY_SETTING = SETTINGS_BY_FIELD["redis_tls_verify"].env
 
 
 class RedisUnavailable(ConnectionError):
@@ -61,8 +65,12 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
     # node's emits and of those heard from Redis) calls super().emit().
     name = "chatsio-redis"
 
-    def __init__(self, url: str, *, write_only: bool = False) -> None:
+    def __init__(
+        self, url: str, *, write_only: bool = False, verify_tls: bool = True
+    ) -> None:
         super().__init__(url, channel="chatsio", write_only=write_only)
+        self.verify_tls = verify_tls
+        self.certificate_reported = False
         self.outbox: asyncio.Queue[dict] = asyncio.Queue(OUTBOX_MAX)
         self.publisher: asyncio.Task | None = None
         self.watchdog: asyncio.Task | None = None
@@ -77,17 +85,32 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
         """Record that ``path`` (publish or listen) fails; log when it starts."""
         text = str(cause) or type(cause).__name__
         if path not in self.faults:
+            self._report(path, cause, text)
+        self.faults[path] = text
+
+    def _report(self, path: str, cause: BaseException | str, text: str) -> None:
+        if not certificate_rejected(cause):
             logger.error(
                 "redis %s failing (%s): cross-node delivery is degraded; "
                 "this node keeps serving its own sockets",
                 path,
                 text,
             )
-        self.faults[path] = text
+        elif not self.certificate_reported:
+            self.certificate_reported = True
+            logger.error(
+                "redis's TLS certificate failed verification (%s): set %s=false "
+                "if it is self-signed, as Heroku Redis's is; until then "
+                "cross-node delivery is off and this node serves its own sockets",
+                text,
+                TLS_VERIFY_SETTING,
+            )
 
     def recovered(self, path: str) -> None:
         if self.faults.pop(path, None) is not None:
             logger.warning("redis %s working again", path)
+        if not self.faults:
+            self.certificate_reported = False
 
     async def probe(self) -> None:
         """Raise unless both paths work and Redis answers a PING within 1 s."""
@@ -264,7 +287,11 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             sentinels, service, options = parse_redis_sentinel_url(self.redis_url)
             sentinel = module.sentinel.Sentinel(sentinels, **TIMEOUTS)
             return sentinel.master_for(service or self.channel, **TIMEOUTS, **options)
-        return module.Redis.from_url(self.redis_url, **CLIENT_OPTIONS)
+        options = dict(CLIENT_OPTIONS)
+        if not self.verify_tls and urlparse(self.redis_url).scheme == "rediss":
+            # Heroku's advice for redis-py; the URL's own ssl_cert_reqs wins.
+            options["ssl_cert_reqs"] = "none"
+        return module.Redis.from_url(self.redis_url, **options)
 
     async def aclose(self) -> None:
         """Stop every task and close every connection (the stock manager can't)."""
@@ -274,6 +301,15 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._reset_publish_client()
+
+
+def certificate_rejected(cause: BaseException | str) -> bool:
+    """Whether ``cause`` is, or was raised from, a failed TLS verification."""
+    while isinstance(cause, BaseException):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 async def close_quietly(resource) -> None:
