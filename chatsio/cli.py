@@ -108,7 +108,10 @@ def serve(config: Config) -> int:
             web.run_app(
                 app,
                 sock=sockets,
-                print=lambda text: logging.getLogger("chatsio").info(text.strip()),
+                # Its first line; the second is "(Press CTRL+C to quit)".
+                print=lambda text: logging.getLogger("chatsio").info(
+                    text.strip().splitlines()[0]
+                ),
                 # Past this, handlers still running (a stalled upload) are
                 # cancelled, so SIGTERM always ends the process within ~10 s.
                 shutdown_timeout=5.0,

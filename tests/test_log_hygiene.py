@@ -16,6 +16,7 @@ from conftest import TIMEOUT
 from chatsio.protocol import CHAT
 
 FORGED = "2026-01-01 00:00:00,000 ERROR chatsio: forged"
+CHATSIO_LINE = re.compile(r"^\S+ \S+ [A-Z]+ chatsio[\w.]*: ")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
 
 
@@ -117,6 +118,9 @@ async def test_a_rest_client_hanging_up_mid_body_is_a_debug_line(tmp_path):
     finally:
         await node.stop()
     assert "Traceback" not in node.text()
+    # Nothing a client sent had a line break: none of chatsio's lines needed one.
+    ours = [line for line in node.text().splitlines() if CHATSIO_LINE.match(line)]
+    assert ours and not [line for line in ours if "\\n" in line], ours
     hung_up = [line for line in node.text().splitlines() if "hung up" in line]
     assert all(" DEBUG " in line for line in hung_up), hung_up
 
