@@ -221,8 +221,8 @@ class NotificationIn(InSchema):
 class MessagesQuery(InSchema):
     """Query of ``GET /api/chats/{id}/messages``; values arrive as strings.
 
-    With ``after``, ``before`` is ignored (docs/protocol.md, REST: the window
-    the contract asks for is not applied yet).
+    ``after`` and ``before`` together are a window, empty (not an error) when
+    ``before <= after + 1`` (docs/protocol.md, REST).
     """
 
     before = fields.Integer(validate=validate.Range(0, protocol.SEQ_MAX))

@@ -739,8 +739,9 @@ async def test_messages_pages_before_after_and_limit(chatsio, tokens, chat_id):
     assert seqs(await page(after=0)) == list(range(1, 51))  # the oldest 50
     assert seqs(await page(after=0, limit=1000)) == list(range(1, 121))
     assert seqs(await page(after=120)) == []
-    # PROTOCOL.md: "with after, the oldest limit with seq > after; otherwise ..."
-    assert seqs(await page(after=5, before=3, limit=2)) == [6, 7]
+    # after and before together are a window (tests/test_message_window.py)
+    assert seqs(await page(after=5, before=9, limit=2)) == [6, 7]
+    assert seqs(await page(after=5, before=3, limit=2)) == []
 
 
 BAD_QUERIES = [

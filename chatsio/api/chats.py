@@ -83,7 +83,11 @@ async def list_messages(request: web.Request) -> web.Response:
     messages = request.app[services_key].messages
     if "after" in query:
         page = await messages.after(
-            user, chat_id, after=query["after"], limit=query["limit"]
+            user,
+            chat_id,
+            after=query["after"],
+            before=query.get("before"),
+            limit=query["limit"],
         )
     else:
         page = await messages.history(

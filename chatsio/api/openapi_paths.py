@@ -170,8 +170,9 @@ def chat_paths() -> dict:
                 {"200": reply("messages", listing("Message"))},
                 (400, 403, 404),
                 description="With `after`, the oldest `limit` messages with "
-                "`seq > after`; otherwise the newest `limit` with `seq < before` "
-                "(the newest, without `before`). With both, `after` wins.",
+                "`seq > after` (and `seq < before` when `before` is given too: a "
+                "window, empty when `before <= after + 1`); otherwise the newest "
+                "`limit` with `seq < before` (the newest, without `before`).",
                 parameters=[{"in": "query", "schema": MessagesQuery}],
             ),
             "post": operation(

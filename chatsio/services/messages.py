@@ -216,11 +216,18 @@ class MessageService:
         )
 
     async def after(
-        self, user: str, chat_id: str, *, after: int, limit: int
+        self,
+        user: str,
+        chat_id: str,
+        *,
+        after: int,
+        limit: int,
+        before: int | None = None,
     ) -> list[Message]:
-        """The oldest ``limit`` messages after ``after``; ended chats too."""
+        """The oldest ``limit`` messages after ``after`` (and before ``before``:
+        a window, empty when ``before <= after + 1``); ended chats too."""
         await self.chats.require_member(user, chat_id, active=False)
-        return await self.store.after(chat_id, after, limit)
+        return await self.store.after(chat_id, after, limit, before)
 
     async def history(
         self, user: str, chat_id: str, *, before: int | None, limit: int

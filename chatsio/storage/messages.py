@@ -95,14 +95,17 @@ class MessageStore:
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def after(self, chat_id: str, after: int, limit: int) -> list[Message]:
-        """The oldest ``limit`` messages with seq > ``after``, oldest first."""
-        query = (
-            select(messages)
-            .where(messages.c.chat_id == chat_id, messages.c.seq > after)
-            .order_by(messages.c.seq)
-            .limit(limit)
+    async def after(
+        self, chat_id: str, after: int, limit: int, before: int | None = None
+    ) -> list[Message]:
+        """The oldest ``limit`` messages with seq > ``after`` (and < ``before``),
+        oldest first."""
+        query = select(messages).where(
+            messages.c.chat_id == chat_id, messages.c.seq > after
         )
+        if before is not None:
+            query = query.where(messages.c.seq < before)
+        query = query.order_by(messages.c.seq).limit(limit)
         async with self.engine.connect() as conn:
             return [to_message(row) for row in await conn.execute(query)]
 
