@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -140,3 +141,12 @@ class BadRecords(logging.Handler):
             + (f" ({r.exc_info[0].__name__}: {r.exc_info[1]})" if r.exc_info else "")
             for r in self.records[mark:]
         ]
+
+
+async def closed_by_server(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Read until the server closes ``ws``, answering no ping on the way."""
+    async with asyncio.timeout(TIMEOUT):
+        while not ws.closed:
+            message = await ws.receive()
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                return

@@ -10,7 +10,12 @@ import json
 import aiohttp
 from cluster import wait_until
 from conftest import TIMEOUT
-from helpers import end_polling_session, fast_user, open_polling_session
+from helpers import (
+    closed_by_server,
+    end_polling_session,
+    fast_user,
+    open_polling_session,
+)
 
 from chatsio.app import sio_key
 from chatsio.protocol import CHAT, CONTROL
@@ -54,15 +59,6 @@ class Polling:
         """Whether a namespace connect still works on polling."""
         await self.post(f"40{CONTROL},{json.dumps({'token': token})}")
         return (await self.get()).startswith(f"40{CONTROL},")
-
-
-async def closed_by_server(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """Read until the server closes ``ws``, answering no ping on the way."""
-    async with asyncio.timeout(TIMEOUT):
-        while not ws.closed:
-            message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                return
 
 
 async def test_a_polling_client_moves_to_the_websocket(chatsio) -> None:

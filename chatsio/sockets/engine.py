@@ -230,8 +230,9 @@ class ChatsioEngine(engineio.AsyncServer):
         finally:
             self.cutting_off.discard(sid)
 
-    async def expel(self, sid: str) -> None:
-        """End a session now, whatever the client does.
+    async def expel(self, sid: str, reason: str | None = None) -> None:
+        """End a session now, whatever the client does (for ``reason``, by
+        default a server disconnect).
 
         ``disconnect`` waits for the client's queue to drain and leaves a
         WebSocket open until the client closes it; a hostile or stalled client
@@ -240,7 +241,7 @@ class ChatsioEngine(engineio.AsyncServer):
         socket = self.sockets.pop(sid, None)
         if socket is None:
             return
-        await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+        await socket.close(wait=False, reason=reason or self.reason.SERVER_DISCONNECT)
         websocket = getattr(socket, "websocket", None)
         if websocket is not None:
             websocket.abort()

@@ -60,14 +60,22 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         # offers it, and a deflate context holds ~90 KB per connection.
         self.request = environ["aiohttp.request"]
         self.environ = environ
+        # The handler is engineio's, a bound method of the Engine.IO socket
+        # this serves.
+        socket = self.handler.__self__
+        if socket.upgrading or socket.upgraded:
+            # A session has one WebSocket: engineio refuses one once upgraded,
+            # and one during the upgrade would take it over, then mark the
+            # session not upgraded when it gave up.
+            logger.info("%s: refused a second WebSocket", socket.sid)
+            return self.server._bad_request("The session has a WebSocket")
+        # Claimed before any await, so a second attempt meanwhile is refused.
+        socket.upgrading = socket.connected
         self._sock = web.WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size,
             compress=self.server.ws_compression,
         )
-        # The handler is engineio's, a bound method of the Engine.IO socket
-        # this serves; the socket keeps a way back so that
-        # ChatsioEngine.expel can abort it.
-        socket = self.handler.__self__
+        # The socket keeps a way back, so that ChatsioEngine.expel can abort it.
         socket.websocket = self
         try:
             await self._sock.prepare(self.request)
@@ -84,6 +92,7 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
             # Break the socket <-> WebSocket cycle, so a closed connection is
             # freed at once rather than at the next full garbage collection.
             socket.websocket = None
+            socket.upgrading = False  # the claim, should prepare() have failed
             if socket.closed:
                 socket.queue.discard()
 
@@ -117,10 +126,9 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
     async def upgrade(self, socket) -> bool:
         """A polling session's move here: the client's PING "probe" answered,
         the pending poll ended with a NOOP, then the client's UPGRADE. Sends
-        are held meanwhile (``upgrading``). False: the client did not follow
-        through within a ping timeout, and the session goes on polling.
-        (engineio's waits for the client without a limit.)"""
-        socket.upgrading = True
+        are held meanwhile (``upgrading``, set by ``__call__``). False: the
+        client did not follow through within a ping timeout, and the session
+        goes on polling. (engineio's waits for the client without a limit.)"""
         try:
             async with asyncio.timeout(self.server.ping_timeout):
                 upgraded = await self.handshake(socket)
@@ -187,10 +195,10 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
 
         engineio's raises OSError at the close, and that exception's traceback
         holds the handler's frames in a reference cycle: every closed
-        connection waited for a full garbage collection. And frames that are
-        no Engine.IO packet are dropped here, because engineio decodes them
-        outside its error handling: one ended the handler with a traceback
-        while its session lived on until the ping timeout.
+        connection waited for a full garbage collection. A frame engineio
+        cannot decode ends the session here, as it ends stock's (whose
+        handler fails on it, leaving the session to the ping timeout); one of
+        a packet type engineio lacks is dropped, as stock drops it.
         """
         while True:
             data = (await self._sock.receive()).data
@@ -201,8 +209,11 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
                 return None
             if isinstance(data, bytes) or is_engineio_packet(data):
                 return data
+            if data[:1] not in DIGITS:
+                await self.refuse_invalid()
+                return None
             logger.warning(
-                "dropped a malformed Engine.IO packet from %s",
+                "dropped an Engine.IO packet of unknown type from %s",
                 self.handler.__self__.sid,
             )
 
@@ -212,6 +223,13 @@ class BoundedWebSocket(aiohttp_driver.WebSocket):
         sid = self.handler.__self__.sid
         logger.info("closing %s: a %d-byte frame before any namespace", sid, size)
         await self.server.expel(sid)
+
+    async def refuse_invalid(self) -> None:
+        """End the session of a client that sent a frame engineio cannot
+        decode: empty, of a type that is no digit, or bad base64."""
+        sid = self.handler.__self__.sid
+        logger.info("closing %s: an invalid Engine.IO packet", sid)
+        await self.server.expel(sid, reason=self.server.reason.TRANSPORT_ERROR)
 
     def abort(self) -> None:
         if self.request.transport is not None:
@@ -265,8 +283,8 @@ def carries_socketio_packet(data: str | bytes) -> bool:
 
 
 def is_engineio_packet(text: str) -> bool:
-    """Whether engineio can decode ``text``: a known packet type, or ``b`` and
-    base64 (binary data in a text frame)."""
+    """Whether ``text`` is an Engine.IO packet a session takes: a known packet
+    type, or ``b`` and base64 (binary data in a text frame)."""
     if text[:1] == "b":
         try:
             base64.b64decode(text[1:])
