@@ -53,7 +53,11 @@ connections_key = web.AppKey("connections", ConnectionGuard)
 
 def create_sio(config: Config, guard: ConnectionGuard | None = None) -> ChatsioServer:
     manager = (
-        RedisBus(config.redis_url, verify_tls=config.redis_tls_verify)
+        RedisBus(
+            config.redis_url,
+            channel=config.redis_channel,
+            verify_tls=config.redis_tls_verify,
+        )
         if config.redis_url
         else DirectFanout()
     )

@@ -207,7 +207,10 @@ async def notify(config: Config, text: str, chat_id: str | None) -> int:
     # it is told once, in the one line below.
     logging.getLogger(RedisBus.__module__).setLevel(logging.CRITICAL)
     bus = RedisBus(
-        config.redis_url, write_only=True, verify_tls=config.redis_tls_verify
+        config.redis_url,
+        channel=config.redis_channel,
+        write_only=True,
+        verify_tls=config.redis_tls_verify,
     )
     try:
         if request["id"] is None:

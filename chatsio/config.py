@@ -29,6 +29,9 @@ class Config:
     # False accepts a rediss:// server whose certificate cannot be verified
     # (Heroku Redis's is self-signed); the traffic stays encrypted.
     redis_tls_verify: bool = True
+    # The pub/sub channel; None names it from REDIS_URL's database number
+    # (sockets/bus.py default_channel), as pub/sub ignores that number.
+    redis_channel: str | None = None
     secret: str | None = None
     token_ttl: int = 24 * 3600
     rate_limit: float = 20.0
@@ -100,7 +103,16 @@ def redis_url(raw: str) -> str:
     if scheme not in ("redis", "rediss", "redis+sentinel", "unix"):
         raise ValueError("expected redis://, rediss:// or redis+sentinel://")
     if scheme in ("redis", "rediss"):
-        urlsplit(raw).port  # noqa: B018 -- raises ValueError unless a number
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 -- raises ValueError unless a number
+        if not (parts.path.strip("/") or "0").isdigit():
+            raise ValueError("the database after the host must be a number")
+    return raw
+
+
+def channel_name(raw: str) -> str:
+    if not re.fullmatch(r"\S{1,200}", raw):
+        raise ValueError("expected 1 to 200 characters without spaces")
     return raw
 
 
@@ -214,6 +226,7 @@ SETTINGS = (
     Setting("database_url", "DATABASE_URL", database_url, quoted_url),
     Setting("redis_url", "REDIS_URL", redis_url, quoted_url),
     Setting("redis_tls_verify", "CHATSIO_REDIS_TLS_VERIFY", boolean),
+    Setting("redis_channel", "CHATSIO_REDIS_CHANNEL", channel_name),
     Setting("secret", "CHATSIO_SECRET", secret, withheld),
     Setting("token_ttl", "CHATSIO_TOKEN_TTL", bounded_int(60, 90 * 24 * 3600)),
     Setting("rate_limit", "CHATSIO_RATE_LIMIT", bounded_float(0.1, 100_000)),

@@ -89,6 +89,7 @@ def test_every_setting_is_read() -> None:
         ("CHATSIO_REGISTRATION_OPEN", "maybe"),
         ("CHATSIO_LOG_LEVEL", "loud"),
         ("REDIS_URL", "http://x"),
+        ("REDIS_URL", "redis://localhost:6379/abc"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_its_variable(key: str, value: str) -> None:

@@ -14,6 +14,10 @@ format and replaces the two Redis paths:
   SILENCE_LIMIT counts as down. Resubscription is retried every RETRY_EVERY,
   and a watchdog restarts the listener task if it ever ends.
 
+The channel is named by CHATSIO_REDIS_CHANNEL, by default from the database
+number in the URL (``default_channel``): Redis pub/sub ignores that number, so
+deployments sharing one Redis would otherwise hear each other.
+
 Each failure is logged once when it starts and once when it clears; ``probe``
 tells the health check. A ``rediss://`` server whose certificate fails
 verification is one line for both paths, naming the setting that accepts it.
@@ -30,6 +34,7 @@ from urllib.parse import urlparse
 import socketio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
@@ -53,6 +58,9 @@ CLIENT_OPTIONS = {
     "max_connections": 4,  # publisher, probe, one spare; pub/sub has its own
 }
 TLS_VERIFY_SETTING = SETTINGS_BY_FIELD["redis_tls_verify"].env
+# The channel on database 0, and the Sentinel service's name when the URL has
+# none (python-socketio's fallback was the channel, always this name).
+BASE_NAME = "chatsio"
 
 
 class RedisUnavailable(ConnectionError):
@@ -66,9 +74,15 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
     name = "chatsio-redis"
 
     def __init__(
-        self, url: str, *, write_only: bool = False, verify_tls: bool = True
+        self,
+        url: str,
+        *,
+        channel: str | None = None,
+        write_only: bool = False,
+        verify_tls: bool = True,
     ) -> None:
-        super().__init__(url, channel="chatsio", write_only=write_only)
+        channel = channel or default_channel(url)
+        super().__init__(url, channel=channel, write_only=write_only)
         self.verify_tls = verify_tls
         self.certificate_reported = False
         self.outbox: asyncio.Queue[dict] = asyncio.Queue(OUTBOX_MAX)
@@ -286,7 +300,7 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
         if urlparse(self.redis_url).scheme.endswith("+sentinel"):
             sentinels, service, options = parse_redis_sentinel_url(self.redis_url)
             sentinel = module.sentinel.Sentinel(sentinels, **TIMEOUTS)
-            return sentinel.master_for(service or self.channel, **TIMEOUTS, **options)
+            return sentinel.master_for(service or BASE_NAME, **TIMEOUTS, **options)
         options = dict(CLIENT_OPTIONS)
         if not self.verify_tls and urlparse(self.redis_url).scheme == "rediss":
             # Heroku's advice for redis-py; the URL's own ssl_cert_reqs wins.
@@ -301,6 +315,18 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._reset_publish_client()
+
+
+def default_channel(url: str) -> str:
+    """``chatsio`` on database 0 (or none), the name every node used before the
+    setting, so that a rolling upgrade keeps them talking; ``chatsio:db<N>`` on
+    database N, so that deployments on one Redis keep apart by default."""
+    if urlparse(url).scheme.endswith("+sentinel"):
+        options = parse_redis_sentinel_url(url)[2]
+    else:
+        options = parse_url(url)
+    number = int(options.get("db") or 0)
+    return BASE_NAME if number == 0 else f"{BASE_NAME}:db{number}"
 
 
 def certificate_rejected(cause: BaseException | str) -> bool:
