@@ -30,7 +30,7 @@ from chatsio.schemas import chat_out, message_out
 from chatsio.services.buckets import Buckets, Rate
 from chatsio.services.emitter import Emitter
 from chatsio.storage import Storage
-from chatsio.storage.records import Chat
+from chatsio.storage.records import Chat, Message
 
 
 class ChatService:
@@ -160,10 +160,11 @@ class ChatService:
         if remaining == 0:
             await self.end(chat, user, text)  # False: ended meanwhile, fine
         else:
-            await self.post_notice(chat_id, text)
+            await self.post_notice(chat_id, text)  # None: ended meanwhile, fine
 
-    async def post_notice(self, chat_id: str, text: str) -> None:
-        """Store a notification in an active chat and send it to the room."""
+    async def post_notice(self, chat_id: str, text: str) -> Message | None:
+        """Store a notification in an active chat and send it to the room;
+        None when there is no such active chat."""
         notice, _ = await self.storage.messages.append(
             chat_id,
             kind=KIND_NOTIFICATION,
@@ -172,12 +173,15 @@ class ChatService:
             client_id=None,
             now=now_ms(),
         )
-        if notice is None:  # ended meanwhile, with a notice of its own
-            return
-        self.metrics.stored(notice.kind)
-        await self.emitter.emit(
-            NOTIFY, message_out.dump(notice), namespace=CHAT, room=chat_room(chat_id)
-        )
+        if notice is not None:
+            self.metrics.stored(notice.kind)
+            await self.emitter.emit(
+                NOTIFY,
+                message_out.dump(notice),
+                namespace=CHAT,
+                room=chat_room(chat_id),
+            )
+        return notice
 
     async def get(self, user: str, chat_id: str) -> Chat:
         """The chat, for its members only."""

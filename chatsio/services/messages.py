@@ -14,7 +14,6 @@ from chatsio.protocol import (
     JOIN_RECENT,
     KIND_FILE,
     KIND_MESSAGE,
-    KIND_NOTIFICATION,
     NOTIFY,
     SINCE_MAX,
     TYPING,
@@ -143,18 +142,10 @@ class MessageService:
 
     async def post_notification(self, chat_id: str, text: str) -> Message:
         """Store a system notification in a chat and send it to the whole room."""
-        message, _ = await self.store.append(
-            chat_id,
-            kind=KIND_NOTIFICATION,
-            text=text,
-            sender=None,
-            client_id=None,
-            now=now_ms(),
-        )
+        message = await self.chats.post_notice(chat_id, text)
         if message is None:
             chat = await self.storage.chats.get(chat_id)
             raise NotFound("no such chat") if chat is None else Terminated()
-        await self.publish(message, None)
         return message
 
     async def publish(self, message: Message, origin: str | None) -> None:
