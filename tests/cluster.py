@@ -166,6 +166,19 @@ class Node(Process):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
 
+@contextlib.asynccontextmanager
+async def running_nodes(directory: Path, env: dict[str, str], names=("a", "b")):
+    """``chatsio serve`` nodes of one deployment, stopped on the way out."""
+    started: list[Node] = []
+    try:
+        for name in names:
+            started.append(await Node(name, directory, env).start())
+        yield started
+    finally:
+        for node in started:
+            await node.stop()
+
+
 async def api(node: Node, method: str, path: str, token=None, **kwargs):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as http:

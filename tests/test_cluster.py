@@ -17,6 +17,7 @@ from cluster import (
     close_all,
     device,
     register,
+    running_nodes,
 )
 from conftest import TIMEOUT
 
@@ -33,14 +34,8 @@ async def redis_server(tmp_path):
 @pytest.fixture
 async def nodes(tmp_path, postgres_url, redis_server):
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_server.url}
-    started = []
-    try:
-        for name in ("a", "b"):
-            started.append(await Node(name, tmp_path, env).start())
+    async with running_nodes(tmp_path, env) as started:
         yield started
-    finally:
-        for node in started:
-            await node.stop()
 
 
 @pytest.fixture

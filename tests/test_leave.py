@@ -9,7 +9,7 @@ import json
 import uuid
 
 import pytest
-from cluster import Node, RedisServer, api, close_all, device
+from cluster import Node, RedisServer, api, close_all, device, running_nodes
 from conftest import Harness
 from helpers import error_code, fast_user, join, say, start_chat
 
@@ -221,14 +221,10 @@ async def test_no_message_of_the_leaver_is_stored_after_their_notice(chatsio):
 async def two_nodes(tmp_path, postgres_url):
     redis = await RedisServer(tmp_path).start()
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis.url}
-    started = []
     try:
-        for name in ("a", "b"):
-            started.append(await Node(name, tmp_path, env).start())
-        yield started
+        async with running_nodes(tmp_path, env) as started:
+            yield started
     finally:
-        for node in started:
-            await node.stop()
         await redis.stop()
 
 

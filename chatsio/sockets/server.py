@@ -281,28 +281,25 @@ class ChatsioServer(socketio.AsyncServer):
         ):
             return
         error = TooLarge("this packet is over every payload's limit")
-        handler = self.namespace_handlers.get(namespace)
-        if handler is not None:  # counted as the namespace counts its errors
-            handler.metrics.child(handler.metrics.errors, error.code, "socket").inc()
-        await self._send_packet(
-            eio_sid,
-            self.packet_class(
-                packet.ACK,
-                namespace=header.namespace,
-                id=header.id,
-                data=[{"ok": False, "error": error.to_dict()}],
-            ),
-        )
+        await self._answer_error(eio_sid, header, error, ack=True)
 
     async def _refuse(self, eio_sid: str, header, error: ChatsioError) -> None:
         """Drop a binary packet, answering ``error`` if it asked for an ack."""
         self.junk.note(
             eio_sid, "refused a binary packet from %s: %s", eio_sid, error.message
         )
+        wants_ack = header.id is not None and header.packet_type == packet.BINARY_EVENT
+        await self._answer_error(eio_sid, header, error, ack=wants_ack)
+
+    async def _answer_error(
+        self, eio_sid: str, header, error: ChatsioError, *, ack: bool
+    ) -> None:
+        """Count ``error`` as the namespace counts its errors; with ``ack``,
+        answer the packet ``header`` names with it."""
         handler = self.namespace_handlers.get(header.namespace or "/")
-        if handler is not None:  # counted as the namespace counts its errors
+        if handler is not None:
             handler.metrics.child(handler.metrics.errors, error.code, "socket").inc()
-        if header.id is not None and header.packet_type == packet.BINARY_EVENT:
+        if ack:
             await self._send_packet(
                 eio_sid,
                 self.packet_class(
