@@ -29,16 +29,16 @@ from chatsio.config import Config
 from chatsio.metrics import Metrics
 from chatsio.protocol import CHAT, CONTROL, KIND_NOTIFICATION, NOTIFY, iso, now_ms
 from chatsio.services import create_services
-from chatsio.sockets.attachments import AttachmentBudget
 from chatsio.sockets.base import check_accounts
-from chatsio.sockets.bus import RedisBus
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
 from chatsio.sockets.emitter import MeteredEmitter
-from chatsio.sockets.fanout import DirectFanout
 from chatsio.sockets.ratelimit import Allowance
-from chatsio.sockets.server import ChatsioPacket, ChatsioServer
 from chatsio.storage import Storage, open_storage
+from chatsio.transport.attachments import AttachmentBudget
+from chatsio.transport.bus import RedisBus
+from chatsio.transport.fanout import DirectFanout
+from chatsio.transport.server import ChatsioPacket, ChatsioServer
 
 logger = logging.getLogger(__name__)
 

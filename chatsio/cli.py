@@ -27,7 +27,6 @@ from chatsio.schemas import credentials_in, load, notification_in
 from chatsio.services import create_identity, create_services
 from chatsio.services.accounts import delete_user
 from chatsio.services.notifications import broadcast
-from chatsio.sockets.bus import TLS_VERIFY_SETTING, RedisBus
 from chatsio.startup import (
     DATABASE_ERRORS,
     StartupFailure,
@@ -37,6 +36,7 @@ from chatsio.startup import (
     open_database,
     shown_database,
 )
+from chatsio.transport.bus import TLS_VERIFY_SETTING, RedisBus
 
 # Allocations (net of frees) between two young-generation collections; the
 # interpreter's default is 700. See ``settle_gc``.

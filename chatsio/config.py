@@ -30,7 +30,7 @@ class Config:
     # (Heroku Redis's is self-signed); the traffic stays encrypted.
     redis_tls_verify: bool = True
     # The pub/sub channel; None names it from REDIS_URL's database number
-    # (sockets/bus.py default_channel), as pub/sub ignores that number.
+    # (transport/bus.py default_channel), as pub/sub ignores that number.
     redis_channel: str | None = None
     secret: str | None = None
     token_ttl: int = 24 * 3600
@@ -54,7 +54,7 @@ class Config:
     max_file_bytes: int = 5 * 1024 * 1024
     # What one user's files may take: stored in all (a quota), and held in
     # flight on a node (binary packets from header to stored file), whose
-    # attachment must arrive within the timeout (sockets/attachments.py).
+    # attachment must arrive within the timeout (transport/attachments.py).
     file_quota_bytes: int = 100 * 1024 * 1024
     attachment_bytes_per_user: int = 16 * 1024 * 1024
     attachment_timeout: float = 120.0

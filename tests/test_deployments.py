@@ -18,7 +18,7 @@ from test_cluster import call_ok
 from chatsio.config import load_config
 from chatsio.errors import ConfigError
 from chatsio.protocol import CHAT, CONTROL
-from chatsio.sockets.bus import RedisBus, default_channel
+from chatsio.transport.bus import RedisBus, default_channel
 
 COMMAND_TIMEOUT = 30.0
 

@@ -13,8 +13,8 @@ from helpers import fast_user, join, say, start_chat
 
 from chatsio.app import sio_key
 from chatsio.protocol import CHAT, chat_room
-from chatsio.sockets.engine import ChatsioEngine
-from chatsio.sockets.fanout import DirectFanout
+from chatsio.transport.engine import ChatsioEngine
+from chatsio.transport.fanout import DirectFanout
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from socketio import packet
 
-from chatsio.sockets import fastjson
-from chatsio.sockets.server import ChatsioPacket, encode_text
+from chatsio.transport import fastjson
+from chatsio.transport.server import ChatsioPacket, encode_text
 
 leaves = st.one_of(
     st.none(),

@@ -26,8 +26,8 @@ from helpers import fast_user, open_polling_session, start_chat
 
 from chatsio.app import connections_key
 from chatsio.protocol import CHAT, CONTROL
-from chatsio.sockets import fastjson
-from chatsio.sockets.engine import ANONYMOUS_PACKET_MAX
+from chatsio.transport import fastjson
+from chatsio.transport.engine import ANONYMOUS_PACKET_MAX
 
 # The Critical finding's frame: just under the Engine.IO buffer, refused by
 # orjson at its last character (a lone surrogate).

@@ -15,6 +15,7 @@ LAYERS = [
     {"config", "logs"},
     {"schemas", "storage", "metrics"},
     {"services"},
+    {"transport"},
     {"sockets", "api"},
     {"app"},
     {"startup"},  # the command line's: start-up failures as one line

@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 from chatsio.app import create_app, sio_key
 from chatsio.config import Config, database_url
 from chatsio.protocol import CHAT, CONTROL, chat_room, user_room
-from chatsio.sockets.server import REFUSED_GRACE
+from chatsio.transport.server import REFUSED_GRACE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -1,5 +1,5 @@
 """A second WebSocket for one Engine.IO session, and a WebSocket frame that is
-no Engine.IO packet (sockets/websocket.py), written frame by frame.
+no Engine.IO packet (transport/websocket.py), written frame by frame.
 
 A session has one transport at a time: a second upgrade is answered 400, as
 stock python-engineio answers it, and the first WebSocket stays the only

@@ -1,4 +1,4 @@
-"""chatsio's own WebSocket session loop (sockets/websocket.py), which replaces
+"""chatsio's own WebSocket session loop (transport/websocket.py), which replaces
 engineio's: the move from polling, a move that fails or stalls, and a client
 that falls silent."""
 

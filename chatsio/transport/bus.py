@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from chatsio.config import SETTINGS_BY_FIELD
-from chatsio.sockets.fanout import DirectFanout
+from chatsio.transport.fanout import DirectFanout
 
 logger = logging.getLogger(__name__)
 

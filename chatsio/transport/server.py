@@ -11,10 +11,10 @@ from socketio import packet
 
 from chatsio.errors import ChatsioError, InvalidPayload, RateLimited, TooLarge
 from chatsio.protocol import RESERVED_EVENTS
-from chatsio.sockets import fastjson
-from chatsio.sockets.attachments import HEADER_MAX, AttachmentBudget, placeholders_fit
-from chatsio.sockets.engine import ChatsioEngine, outgoing
-from chatsio.sockets.junk import JunkLog
+from chatsio.transport import fastjson
+from chatsio.transport.attachments import HEADER_MAX, AttachmentBudget, placeholders_fit
+from chatsio.transport.engine import ChatsioEngine, outgoing
+from chatsio.transport.junk import JunkLog
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class ChatsioServer(socketio.AsyncServer):
 
     async def _take_header(self, eio_sid: str, data: str) -> None:
         """Hold a binary packet's header for its one attachment, if the
-        user's budget has room (see ``sockets/attachments``); decoded once."""
+        user's budget has room (see ``transport/attachments``); decoded once."""
         if len(data) > HEADER_MAX:
             await self._refuse(
                 eio_sid,

@@ -16,8 +16,8 @@ import asyncio
 import socketio
 from socketio import packet
 
-from chatsio.sockets.engine import outgoing
-from chatsio.sockets.server import encode_text
+from chatsio.transport.engine import outgoing
+from chatsio.transport.server import encode_text
 
 
 class DirectFanout(socketio.AsyncManager):

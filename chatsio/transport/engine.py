@@ -12,7 +12,7 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from engineio.exceptions import EngineIOError
 
-from chatsio.sockets.websocket import (
+from chatsio.transport.websocket import (
     ANONYMOUS_PACKET_MAX,
     BoundedWebSocket,
     is_accepted,

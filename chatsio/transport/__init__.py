@@ -1,0 +1,1 @@
+"""The transport: chatsio's replacements of python-socketio/engineio parts."""
