@@ -11,11 +11,8 @@ import errno
 import socket
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
-from chatsio.config import without_password
 from chatsio.storage import Storage, open_storage
+from chatsio.storage.urls import DriverError, driver_cause, shown_database, sqlite_file
 
 HOST_ADVICE = "set HOST or --host to an address of this machine, such as 0.0.0.0"
 PORT_ADVICE = {
@@ -26,7 +23,7 @@ PORT_ADVICE = {
 DATABASE_ADVICE = "check DATABASE_URL or --database-url"
 # Failures to reach or open a database: the driver's own (asyncpg's wrapped by
 # SQLAlchemy, sqlite3's) and the network's (refused, unresolvable, timed out).
-DATABASE_ERRORS = (DBAPIError, OSError)
+DATABASE_ERRORS = (DriverError, OSError)
 
 
 class StartupFailure(Exception):
@@ -77,10 +74,9 @@ def check_sqlite_directory(url: str) -> None:
 
 
 def missing_sqlite_directory(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if (path := sqlite_file(url)) is None:
         return None
-    directory = Path(parsed.database).absolute().parent
+    directory = path.absolute().parent
     return None if directory.is_dir() else directory
 
 
@@ -101,23 +97,10 @@ def database_failure(url: str, exc: BaseException) -> StartupFailure:
 
 
 def database_reason(exc: BaseException) -> str:
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return reason(exc.orig)
-    return reason(exc)
+    return reason(driver_cause(exc))
 
 
 def reason(exc: BaseException) -> str:
     """What went wrong, in one line: the OS's words if it has them."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return " ".join(text.split())
-
-
-def shown_database(url: str, *, absolute: bool = True) -> str:
-    """The database as a person writes DATABASE_URL: no driver, no password,
-    and (``absolute``) a SQLite file by its full path."""
-    parsed = make_url(url)
-    parsed = parsed.set(drivername=parsed.get_backend_name())
-    memory = parsed.database in (None, "", ":memory:")
-    if absolute and parsed.get_backend_name() == "sqlite" and not memory:
-        parsed = parsed.set(database=str(Path(parsed.database).absolute()))
-    return without_password(parsed.render_as_string(hide_password=False))

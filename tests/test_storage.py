@@ -9,13 +9,16 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
+from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
 
+from chatsio.config import database_url
 from chatsio.errors import Conflict
 from chatsio.protocol import KIND_FILE, KIND_MESSAGE, KIND_NOTIFICATION, now_ms
-from chatsio.storage import Storage, appends, database, open_storage
+from chatsio.storage import Storage, append_sql, appends, database, open_storage
 from chatsio.storage.records import Access, Chat, FileRef, Message, User
 from chatsio.storage.tables import chats, messages
 
@@ -715,6 +718,41 @@ async def test_a_file_is_written_on_the_thread(sqlite_store: Storage) -> None:
     message, created = await post_file(sqlite_store, chat.id, file, b"abc")
     assert created and message.file == file
     assert calls == [("chatsio-sqlite-writer_0", 1)]
+
+
+async def test_a_database_named_by_a_uri_takes_the_sqlite_writer(
+    tmp_path: Path,
+) -> None:
+    """``sqlite:///file:...?uri=true`` (with SQLite's URI parameters): the
+    appends take the same writer as a plain path's, on the engine's file."""
+    path = tmp_path / "chatsio.db"
+    storage = await open_storage(
+        database_url(f"sqlite:///file:{path}?mode=rwc&uri=true")
+    )
+    try:
+        await add_users(storage, "alice", "bob")
+        chat = await new_chat(storage, "alice", "bob")
+        calls = record_threads(storage)
+        await post(storage, chat.id, "one")
+        await asyncio.gather(*(post(storage, chat.id, f"a{i}") for i in range(17)))
+        loop = threading.current_thread().name
+        assert calls == [(loop, 1), ("chatsio-sqlite-writer_0", 17)]
+        assert [m.seq for m in await stored(storage, chat.id)] == list(range(1, 19))
+    finally:
+        await storage.close()
+    with closing(sqlite3.connect(path)) as file:
+        assert file.execute("SELECT count(*) FROM messages").fetchone() == (18,)
+
+
+def test_running_a_coroutine_without_a_loop_refuses_one_that_waits() -> None:
+    """The SQLite writer runs ``Statements.write`` without a loop; were a
+    statement ever to wait, that is an error, not a message half written."""
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="suspended"):
+        append_sql.without_loop(waits())
 
 
 async def test_a_write_lock_held_elsewhere_sends_the_batch_to_the_thread(

@@ -1,9 +1,12 @@
-"""The SQL of an append, built with SQLAlchemy Core and compiled once."""
+"""The SQL of an append, built with SQLAlchemy Core and compiled once, and the
+append itself, which both drivers (asyncpg, sqlite3) run."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -75,6 +78,9 @@ class Append:
 
 
 Result = tuple[Message | None, bool]
+# Runs one statement with its parameters on a connection: its rows.
+Rows = Callable[["DriverStatement", dict], Awaitable[list]]
+T = TypeVar("T")
 
 
 def to_message(row) -> Message:
@@ -84,17 +90,30 @@ def to_message(row) -> Message:
     return Message(*row[:7], file)
 
 
+def stored(append: Append, seq: int) -> Message:
+    """The message ``append`` stored as ``seq``."""
+    return Message(
+        append.chat_id,
+        seq,
+        append.kind,
+        append.text,
+        append.sender,
+        append.now,
+        append.client_id,
+        append.file,
+    )
+
+
 class DriverStatement:
     """A statement compiled once to the driver's SQL, run without SQLAlchemy:
-    one asyncpg round trip (or one call on the SQLite writer's thread) instead
-    of SQLAlchemy's several, and no per-call compile or cache look-up."""
+    one asyncpg round trip (or one sqlite3 call) instead of SQLAlchemy's
+    several, and no per-call compile or cache look-up."""
 
     def __init__(self, statement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self.defaults = compiled.params
         self.order = compiled.positiontup
-        self.postgres = dialect.name == "postgresql"
 
     def values(self, params: dict) -> list:
         return [
@@ -103,13 +122,24 @@ class DriverStatement:
         ]
 
     async def rows(self, driver, params: dict) -> list:
-        if self.postgres:
-            return await driver.fetch(self.sql, *self.values(params))
-        return list(await driver.execute_fetchall(self.sql, self.values(params)))
+        """Run on an asyncpg connection."""
+        return await driver.fetch(self.sql, *self.values(params))
 
-    def rows_sync(self, connection: sqlite3.Connection, params: dict) -> list:
-        """The same on a stdlib ``sqlite3`` connection, on its own thread."""
+    async def rows_sqlite(self, connection: sqlite3.Connection, params: dict) -> list:
+        """Run on a stdlib ``sqlite3`` connection: at once, never suspending
+        (see ``without_loop``)."""
         return connection.execute(self.sql, self.values(params)).fetchall()
+
+
+def without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (its awaits are ``rows_sqlite``'s)
+    to its end on this thread, where there is no event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a coroutine run without an event loop suspended")
 
 
 def insert_message(dialect: Dialect, *, by_member: bool) -> DriverStatement:
@@ -154,7 +184,6 @@ class Statements:
     """Every statement of an append, compiled once per store."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.postgres = dialect.name == "postgresql"
         self.by_member = insert_message(dialect, by_member=True)
         self.by_system = insert_message(dialect, by_member=False)
         earlier = select(messages).where(
@@ -171,3 +200,22 @@ class Statements:
             data=bindparam("p_data", type_=LargeBinary),
         )
         self.file = DriverStatement(file, dialect)
+
+    async def write(self, append: Append, rows: Rows) -> Result:
+        """One append, whatever the driver (``rows`` runs a statement on it):
+        one INSERT takes the seq, checks chat and member, and skips repeats;
+        then the file's bytes go in, or a repeat reads back the message it
+        repeats."""
+        params = append.params()
+        insert = self.by_system if append.sender is None else self.by_member
+        inserted = await rows(insert, params)
+        if inserted:
+            if append.file is not None:
+                params["p_data"] = append.content
+                await rows(self.file, params)
+            return stored(append, inserted[0][0]), True
+        if append.client_id is not None and append.sender is not None:
+            earlier = await rows(self.earlier, params)
+            if earlier:
+                return to_message(earlier[0]), False
+        return None, False

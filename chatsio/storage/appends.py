@@ -4,10 +4,10 @@ Concurrent appends queue up while a transaction is in flight; the next one
 writes up to ``MAX_BATCH`` of them and commits once. Each caller gets its own
 result, and no caller's result is given before the commit.
 
-On a SQLite file the whole transaction runs as one call on the standard
-library's ``sqlite3`` (``SqliteWriter``): in place for a small batch when the
-write lock is free, else on a thread of its own; never one hand-off between
-threads per statement, as through aiosqlite.
+On SQLite the whole transaction runs as one call on the standard library's
+``sqlite3`` (``SqliteWriter``): in place for a small batch when the write lock
+is free, else on a thread of its own; never one hand-off between threads per
+statement, as through aiosqlite. On PostgreSQL it runs on asyncpg.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from chatsio.storage.append_sql import (
     Append,
     Result,
     Statements,
-    to_message,
+    without_loop,
 )
 from chatsio.storage.database import apply_sqlite_settings
-from chatsio.storage.records import Message
 
 MAX_BATCH = 256
 # Under load a commit starts at most every COMMIT_SPACING seconds, and the
@@ -80,7 +79,11 @@ class AppendWriter:
         self.writer: asyncio.Task | None = None
         self.last_commit = float("-inf")  # when the latest commit started
         self.loaded = False  # whether it held more than one append
-        self.sqlite = SqliteWriter.for_engine(engine, self.statements)
+        self.sqlite = (
+            SqliteWriter(engine, self.statements)
+            if engine.dialect.name == "sqlite"
+            else None
+        )
 
     async def append(self, append: Append) -> Result:
         """Store one message with the next batch; return it and whether it is new."""
@@ -127,7 +130,7 @@ class AppendWriter:
             if self.sqlite is not None:
                 results = await self.sqlite.transaction([a for a, _ in batch])
             else:
-                results = await self.write_engine(batch)
+                results = await self.write_postgres(batch)
         except Exception as exc:
             if len(batch) > 1 and one_message_fault(exc):
                 for item in batch:  # find the one at fault; the others go in
@@ -139,61 +142,30 @@ class AppendWriter:
             if not future.done():
                 future.set_result(result)
 
-    async def write_engine(self, batch: list) -> list[Result]:
-        """One transaction on a connection of the engine's pool."""
+    async def write_postgres(self, batch: list) -> list[Result]:
+        """One transaction on an asyncpg connection of the engine's pool."""
         async with self.engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            if self.statements.postgres and alone(batch):
+            if alone(batch):
                 # One INSERT (and its trigger) is atomic by itself: no
                 # BEGIN and COMMIT round trips.
-                results = await self.write_all(driver, batch)
-            elif self.statements.postgres:
-                # The driver's own transaction: SQLAlchemy's would begin
-                # only with a statement sent through it.
-                async with driver.transaction():
-                    results = await self.write_all(driver, batch)
-            else:  # SQLite in memory: aiosqlite's connection
-                results = await self.write_sqlite(driver, batch)
-        return results
-
-    async def write_sqlite(self, driver, batch: list) -> list[Result]:
-        """One transaction in as few hops to aiosqlite's thread as it takes.
-
-        IMMEDIATE takes the write lock up front, as every chatsio transaction
-        on SQLite does (see ``database``): that is what makes last_seq + 1 safe.
-        """
-        await driver.execute_fetchall("BEGIN IMMEDIATE")
-        try:
-            results = await self.write_all(driver, batch)
-        except BaseException:
-            await driver.execute_fetchall("ROLLBACK")
-            raise
-        await driver.execute_fetchall("COMMIT")
-        return results
+                return await self.write_all(driver, batch)
+            # The driver's own transaction: SQLAlchemy's would begin only
+            # with a statement sent through it.
+            async with driver.transaction():
+                return await self.write_all(driver, batch)
 
     async def write_all(self, driver, batch: list) -> list[Result]:
-        if self.statements.postgres:
-            chat_ids = sorted({append.chat_id for append, _ in batch})
-            if len(chat_ids) > 1:
-                await driver.execute(LOCK_CHATS, chat_ids)
+        chat_ids = sorted({append.chat_id for append, _ in batch})
+        if len(chat_ids) > 1:
+            await driver.execute(LOCK_CHATS, chat_ids)
         return [await self.write(driver, append) for append, _ in batch]
 
     async def write(self, driver, append: Append) -> Result:
-        """One INSERT takes the seq, checks chat and member, and skips repeats."""
-        statements = self.statements
-        params = append.params()
-        insert = statements.by_system if append.sender is None else statements.by_member
-        inserted = await insert.rows(driver, params)
-        if inserted:
-            if append.file is not None:
-                params["p_data"] = append.content
-                await statements.file.rows(driver, params)
-            return stored(append, inserted[0][0]), True
-        if append.client_id is not None and append.sender is not None:
-            rows = await statements.earlier.rows(driver, params)
-            if rows:
-                return to_message(rows[0]), False
-        return None, False
+        """``Statements.write`` on asyncpg."""
+        return await self.statements.write(
+            append, lambda statement, params: statement.rows(driver, params)
+        )
 
 
 class SqliteWriter:
@@ -211,8 +183,11 @@ class SqliteWriter:
     CHECKPOINT_EVERY commits made in place (see WAL_FRAMES_MAX).
     """
 
-    def __init__(self, path: str, statements: Statements) -> None:
-        self.path = path
+    def __init__(self, engine: AsyncEngine, statements: Statements) -> None:
+        # The file and options the engine's own connections open (a path, or
+        # a URI with its parameters); a memory database never gets here, as
+        # ``create_engine``'s pool settings refuse one.
+        self.file, self.options = engine.dialect.create_connect_args(engine.url)
         self.statements = statements
         self.connection: sqlite3.Connection | None = None
         self.in_place: sqlite3.Connection | None = None
@@ -223,18 +198,6 @@ class SqliteWriter:
         self.executor = ThreadPoolExecutor(  # the thread starts with the first call
             max_workers=1, thread_name_prefix="chatsio-sqlite-writer"
         )
-
-    @classmethod
-    def for_engine(
-        cls, engine: AsyncEngine, statements: Statements
-    ) -> SqliteWriter | None:
-        """One for an engine on a SQLite file; None for PostgreSQL or memory."""
-        path = engine.url.database
-        if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
-            return None
-        if engine.url.query.get("uri") or path.startswith("file:"):
-            return None  # a URI may name a memory database: the engine's path
-        return cls(path, statements)
 
     async def transaction(self, appends: list[Append]) -> list[Result]:
         loop = asyncio.get_running_loop()
@@ -267,19 +230,21 @@ class SqliteWriter:
         await loop.run_in_executor(self.executor, self.disconnect)
         self.executor.shutdown(wait=True)  # idle by now: a join, not a wait
 
-    def connect(self) -> sqlite3.Connection:
-        # As the engine's connections; BEGIN is issued by write_all.
-        connection = sqlite3.connect(self.path, isolation_level=None)
+    def open_connection(self, **options) -> sqlite3.Connection:
+        """A connection as the engine's, made on the writer's thread; BEGIN
+        is issued by the writer."""
+        options = {**self.options, "isolation_level": None, **options}
+        connection = sqlite3.connect(*self.file, **options)
         apply_sqlite_settings(connection)
-        self.connection = connection
         return connection
+
+    def connect(self) -> sqlite3.Connection:
+        self.connection = self.open_connection()
+        return self.connection
 
     def connect_in_place(self) -> sqlite3.Connection:
         """The event loop's connection: made here, used only on the loop."""
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False
-        )
-        apply_sqlite_settings(connection)
+        connection = self.open_connection(check_same_thread=False)
         connection.execute("PRAGMA busy_timeout=0")
         connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
@@ -338,35 +303,13 @@ class SqliteWriter:
         return results
 
     def write(self, connection: sqlite3.Connection, append: Append) -> Result:
-        """AppendWriter.write, synchronous."""
-        statements = self.statements
-        params = append.params()
-        insert = statements.by_system if append.sender is None else statements.by_member
-        inserted = insert.rows_sync(connection, params)
-        if inserted:
-            if append.file is not None:
-                params["p_data"] = append.content
-                statements.file.rows_sync(connection, params)
-            return stored(append, inserted[0][0]), True
-        if append.client_id is not None and append.sender is not None:
-            rows = statements.earlier.rows_sync(connection, params)
-            if rows:
-                return to_message(rows[0]), False
-        return None, False
-
-
-def stored(append: Append, seq: int) -> Message:
-    """The message ``append`` stored as ``seq``."""
-    return Message(
-        append.chat_id,
-        seq,
-        append.kind,
-        append.text,
-        append.sender,
-        append.now,
-        append.client_id,
-        append.file,
-    )
+        """``Statements.write`` on sqlite3, on this thread."""
+        return without_loop(
+            self.statements.write(
+                append,
+                lambda statement, params: statement.rows_sqlite(connection, params),
+            )
+        )
 
 
 def alone(batch: list[tuple[Append, asyncio.Future]]) -> bool:
