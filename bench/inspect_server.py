@@ -34,7 +34,7 @@ async def internals(request: web.Request) -> web.Response:
         for namespace, by_room in manager.rooms.items()
     }
     connections = {
-        namespace: len(getattr(handler, "connections", {}))
+        namespace: len(getattr(handler, "chatsio_connections", {}))
         for namespace, handler in sio.namespace_handlers.items()
     }
     unreachable, garbage = None, []

@@ -28,6 +28,7 @@ from chatsio.services.messages import MessageService
 from chatsio.storage import Storage, open_storage
 
 WAVE = 500
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SENDERS = 50
 
 
@@ -70,15 +71,22 @@ def store_send(storage: Storage):
 
 def service_send(storage: Storage):
     metrics = Metrics()
-    chats = ChatService(storage, Silent(), metrics)
+    config = Config()
+    chats = ChatService(
+        storage,
+        Silent(),
+        metrics,
+        chats_per_minute=config.chats_per_minute,
+        invites_per_minute=config.invites_per_minute,
+    )
     service = MessageService(
         storage,
         Silent(),
         chats,
         metrics,
         allowance=MessageAllowance(rate=1e9, burst=10**9),  # measured, never hit
-        max_file_bytes=Config().max_file_bytes,
-        file_quota_bytes=Config().file_quota_bytes,
+        max_file_bytes=config.max_file_bytes,
+        file_quota_bytes=config.file_quota_bytes,
     )
 
     async def send(sender: str, chat_id: str, i: int) -> None:
@@ -124,27 +132,29 @@ async def run(url: str, label: str, n: int) -> None:
         await storage.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument(
-        "--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    args = parser.parse_args()
+async def on_each_database(run, postgres: str) -> None:
+    """``await run(url, label)`` on a fresh SQLite file, then (unless
+    ``postgres`` is "none") on a fresh database of that PostgreSQL server."""
     with tempfile.TemporaryDirectory() as work:
-        await run(
-            database_url(f"sqlite:///{Path(work) / 'bench.db'}"), "sqlite", args.n
-        )
-    if args.postgres != "none":
+        await run(database_url(f"sqlite:///{Path(work) / 'bench.db'}"), "sqlite")
+    if postgres != "none":
         name = f"chatsio_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
+        admin = await asyncpg.connect(postgres)
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
-            base = args.postgres.rsplit("/", 1)[0]
-            await run(database_url(f"{base}/{name}"), "postgres", args.n)
+            base = postgres.rsplit("/", 1)[0]
+            await run(database_url(f"{base}/{name}"), "postgres")
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--postgres", default=POSTGRES)
+    args = parser.parse_args()
+    await on_each_database(lambda url, label: run(url, label, args.n), args.postgres)
 
 
 if __name__ == "__main__":

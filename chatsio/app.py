@@ -29,16 +29,23 @@ from chatsio.config import Config
 from chatsio.metrics import Metrics
 from chatsio.protocol import CHAT, CONTROL, KIND_NOTIFICATION, NOTIFY, iso, now_ms
 from chatsio.services import create_services
+from chatsio.services.missed import MissedMessages
 from chatsio.sockets.base import check_accounts
 from chatsio.sockets.chat import ChatNamespace
 from chatsio.sockets.control import ControlNamespace
 from chatsio.sockets.emitter import MeteredEmitter
 from chatsio.sockets.ratelimit import Allowance
 from chatsio.storage import Storage, open_storage
-from chatsio.transport.attachments import AttachmentBudget
-from chatsio.transport.bus import RedisBus
-from chatsio.transport.fanout import DirectFanout
-from chatsio.transport.server import ChatsioPacket, ChatsioServer
+from chatsio.transport import (
+    AttachmentBudget,
+    CatchUp,
+    ChatsioPacket,
+    ChatsioServer,
+    ClusterFanout,
+    DirectFanout,
+    RedisBus,
+    abort_websocket,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +60,12 @@ connections_key = web.AppKey("connections", ConnectionGuard)
 
 def create_sio(config: Config, guard: ConnectionGuard | None = None) -> ChatsioServer:
     manager = (
-        RedisBus(
-            config.redis_url,
-            channel=config.redis_channel,
-            verify_tls=config.redis_tls_verify,
+        ClusterFanout(
+            RedisBus(
+                config.redis_url,
+                channel=config.redis_channel,
+                verify_tls=config.redis_tls_verify,
+            )
         )
         if config.redis_url
         else DirectFanout()
@@ -76,9 +85,9 @@ def create_sio(config: Config, guard: ConnectionGuard | None = None) -> ChatsioS
         # Events of one connection run one after another, so a client's
         # messages are stored in the order it sent them.
         async_handlers=False,
-        ws_compression=config.ws_compression,  # passed on to ChatsioEngine
-        connection_guard=guard,  # so is this
-        attachments=AttachmentBudget(
+        chatsio_ws_compression=config.ws_compression,  # passed on to ChatsioEngine
+        chatsio_connection_guard=guard,  # so is this
+        chatsio_attachments=AttachmentBudget(
             per_user=config.attachment_bytes_per_user,
             timeout=config.attachment_timeout,
         ),
@@ -136,13 +145,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     config, sio, metrics = app[config_key], app[sio_key], app[metrics_key]
     storage = await open_storage(config.database_url)
     app[storage_key] = storage
-    bus = sio.manager if isinstance(sio.manager, RedisBus) else None
+    cluster = sio.manager if isinstance(sio.manager, ClusterFanout) else None
     services = await create_services(
         storage,
-        MeteredEmitter(sio, metrics),
+        MeteredEmitter(sio, metrics, cluster.chatsio_ledger if cluster else None),
         config,
         metrics,
-        redis_probe=bus.probe if bus else None,
+        redis_probe=cluster.chatsio_bus.probe if cluster else None,
     )
     app[services_key] = services
     allowance = Allowance(
@@ -160,14 +169,16 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         check_accounts(namespaces, ACCOUNT_CHECK_EVERY)
     )
     logger.info("database ready: %s", storage.engine.url.render_as_string())
-    if bus:
-        await bus.start(within=2.0)
+    if cluster:
+        catch_up = CatchUp(cluster, MissedMessages(storage))
+        await cluster.chatsio_start(catch_up.schedule, within=2.0)
     yield
     account_checks.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await account_checks
-    if bus:
-        await bus.aclose()
+    if cluster:
+        await catch_up.aclose()
+        await cluster.chatsio_bus.aclose()
     services.identity.close()  # the password hashing threads
     await storage.close()
 
@@ -196,9 +207,7 @@ async def close_sockets(app: web.Application) -> None:
     # A WebSocket stays open until its client closes it, which clients do not
     # do on a CLOSE packet; end them, now that the notice and CLOSE went out.
     for socket in sockets:
-        websocket = getattr(socket, "websocket", None)
-        if websocket is not None:
-            websocket.abort()
+        abort_websocket(socket)
     await sio.shutdown()
 
 

@@ -36,7 +36,7 @@ from chatsio.startup import (
     open_database,
     shown_database,
 )
-from chatsio.transport.bus import TLS_VERIFY_SETTING, RedisBus
+from chatsio.transport import TLS_VERIFY_SETTING, BusEmitter, RedisBus
 
 # Allocations (net of frees) between two young-generation collections; the
 # interpreter's default is 700. See ``settle_gc``.
@@ -209,12 +209,11 @@ async def notify(config: Config, text: str, chat_id: str | None) -> int:
     bus = RedisBus(
         config.redis_url,
         channel=config.redis_channel,
-        write_only=True,
         verify_tls=config.redis_tls_verify,
     )
     try:
         if request["id"] is None:
-            await broadcast(bus, request["text"])
+            await broadcast(BusEmitter(bus), request["text"])
         elif problem := await notify_chat(config, bus, request["id"], request["text"]):
             print(f"chatsio: {problem}", file=sys.stderr)
             return 1
@@ -244,7 +243,7 @@ async def notify_chat(
     """Store and send the notice in the chat; what went wrong, if anything."""
     storage = await open_database(config.database_url)
     try:
-        services = await create_services(storage, bus, config, Metrics())
+        services = await create_services(storage, BusEmitter(bus), config, Metrics())
         await services.notifications.to_chat(chat_id, text)
     except ChatsioError as exc:
         return f"{exc.message} ({chat_id} in {shown_database(config.database_url)})"

@@ -124,13 +124,21 @@ class RedisServer(Process):
 
 
 class Node(Process):
-    """One ``chatsio serve`` process."""
+    """One ``chatsio serve`` process (``launcher``: what the Python
+    interpreter runs, with ``serve`` and its arguments after it)."""
 
-    def __init__(self, name: str, directory: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        env: dict[str, str],
+        launcher: tuple[str, ...] = ("-m", "chatsio"),
+    ) -> None:
         super().__init__(name, directory / f"{name}.log")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
+        self.launcher = launcher
 
     async def start(self) -> Node:
         env = {
@@ -141,7 +149,7 @@ class Node(Process):
             **self.env,
         }
         await self.spawn(
-            sys.executable, "-m", "chatsio", "serve",
+            sys.executable, *self.launcher, "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
             env=env,
         )  # fmt: skip

@@ -225,6 +225,7 @@ async def test_a_client_that_stops_reading_is_cut_off_without_slowing_others(
 
 async def wait_for_users(namespace, users: set[str]) -> None:
     def connected() -> bool:
-        return {c.user for c in namespace.connections.values()} - {"alice"} == users
+        connections = namespace.chatsio_connections.values()
+        return {c.user for c in connections} - {"alice"} == users
 
     await wait_until(connected, within=30)

@@ -387,8 +387,8 @@ async def test_a_message_sent_without_an_ack_callback_is_still_delivered(chat):
         (CHAT, "no_such_event"),
         (CONTROL, "join"),  # a /chat event on /control
         (CHAT, "start"),  # a /control event on /chat
-        (CHAT, "authenticated"),  # a hook, not an event
-        (CONTROL, "after_connect"),
+        (CHAT, "chatsio_authenticated"),  # a hook, not an event
+        (CONTROL, "chatsio_after_connect"),
     ],
 )
 async def test_an_unknown_event_is_invalid(chat, server_log, namespace, event):

@@ -145,7 +145,7 @@ async def test_half_sent_attachments_are_refused_at_the_header(roomy):
         # Answered in order: every piece sent before this call was handled.
         assert (await socket.call("history", {"id": chat_id}))["ok"]
     assert pending(roomy, *sockets) == []
-    assert roomy.server.app[sio_key].attachments.held == {}
+    assert roomy.server.app[sio_key].chatsio_attachments.held == {}
 
 
 async def test_an_oversized_header_is_refused_before_it_is_held(roomy):
@@ -174,7 +174,7 @@ async def test_a_users_packets_in_flight_are_bounded_across_sockets(roomy):
     again = await second.announce(file_args(chat_id, WIDE_NAME))
     await second.ws.send_bytes(b"second")
     assert (await second.ack(again))["ok"]
-    assert roomy.server.app[sio_key].attachments.held == {}
+    assert roomy.server.app[sio_key].chatsio_attachments.held == {}
 
 
 async def test_a_files_bytes_count_against_the_users_budget(roomy):
@@ -186,7 +186,7 @@ async def test_a_files_bytes_count_against_the_users_budget(roomy):
     await second.ws.send_bytes(os.urandom(3000))  # its file does not
     refused = await second.ack(ack)
     assert refused["error"]["code"] == "rate_limited", refused
-    budget = roomy.server.app[sio_key].attachments
+    budget = roomy.server.app[sio_key].chatsio_attachments
     assert list(budget.held) == [first.eio_sid]
 
 
@@ -207,7 +207,7 @@ async def test_an_unfinished_binary_packet_times_out(roomy):
     assert reply["error"]["code"] == "invalid", reply
     assert "did not arrive" in reply["error"]["message"], reply
     assert pending(roomy, socket) == []
-    assert roomy.server.app[sio_key].attachments.held == {}
+    assert roomy.server.app[sio_key].chatsio_attachments.held == {}
     await socket.ws.send_bytes(b"too late")  # dropped: nothing announced it
     assert (await socket.call("history", {"id": chat_id}))["ok"]
 
@@ -218,7 +218,7 @@ async def test_a_packet_pending_at_disconnect_frees_its_budget(roomy):
     await socket.announce(file_args(chat_id))
     await wait_until(lambda: pending(roomy, socket), within=TIMEOUT)
     await socket.ws.close()
-    budget = roomy.server.app[sio_key].attachments
+    budget = roomy.server.app[sio_key].chatsio_attachments
     await wait_until(lambda: not budget.held, within=TIMEOUT)
 
 

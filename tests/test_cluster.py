@@ -10,6 +10,7 @@ import os
 import sys
 
 import pytest
+import socketio
 from cluster import (
     Node,
     RedisServer,
@@ -186,3 +187,22 @@ async def test_chatsio_notify_reaches_every_node(nodes, peers, redis_server):
         notice = await asyncio.wait_for(peer.next(CONTROL, "notify"), TIMEOUT)
         assert notice["text"] == "deploy at noon" and notice["id"] is None
         assert notice["kind"] == "notification"
+
+
+async def test_a_stock_write_only_redis_manager_reaches_every_node(
+    nodes, peers, redis_server
+):
+    """The bus speaks python-socketio's pub/sub format: an external emitter
+    made of the library alone still reaches clients on every node."""
+    a, b = nodes
+    on_a = await connect(peers, a, await register(a, "alice"))
+    on_b = await connect(peers, b, await register(b, "bob"))
+    stock = socketio.AsyncRedisManager(
+        redis_server.url, channel="chatsio", write_only=True
+    )
+    try:
+        await stock.emit("notify", {"text": "from stock"}, namespace=CONTROL)
+    finally:
+        await stock.redis.aclose()
+    for peer in (on_a, on_b):
+        assert await peer.next(CONTROL, "notify") == {"text": "from stock"}

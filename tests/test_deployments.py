@@ -210,7 +210,7 @@ def test_default_channel_follows_the_database_number(url, channel):
 
 def test_the_channel_setting_overrides_the_default():
     config = load_config({"REDIS_URL": "redis://h:1/1", "CHATSIO_REDIS_CHANNEL": "x"})
-    bus = RedisBus(config.redis_url, channel=config.redis_channel, write_only=True)
+    bus = RedisBus(config.redis_url, channel=config.redis_channel)
     assert bus.channel == "x"
     with pytest.raises(ConfigError, match="CHATSIO_REDIS_CHANNEL"):
         load_config({"CHATSIO_REDIS_CHANNEL": "two words"})

@@ -19,16 +19,16 @@ from chatsio.transport.fanout import DirectFanout
 
 @pytest.fixture
 def writes(monkeypatch) -> dict[bool, int]:
-    """How many frames ChatsioEngine.write_now wrote (True) or left (False)."""
+    """How many frames ChatsioEngine.chatsio_write_now wrote (True) or left (False)."""
     counts = {True: 0, False: 0}
-    write_now = ChatsioEngine.write_now
+    write_now = ChatsioEngine.chatsio_write_now
 
     def counting(self, sid, frame):
         written = write_now(self, sid, frame)
         counts[written] += 1
         return written
 
-    monkeypatch.setattr(ChatsioEngine, "write_now", counting)
+    monkeypatch.setattr(ChatsioEngine, "chatsio_write_now", counting)
     return counts
 
 

@@ -347,8 +347,8 @@ async def test_a_dead_listener_task_is_restarted(redis_server, make_config, capl
 
     harness = await Harness(make_config(redis_url=redis_server.url)).start()
     try:
-        bus = harness.server.app[sio_key].manager
-        dead = bus.thread
+        bus = harness.server.app[sio_key].manager.chatsio_bus
+        dead = bus.listener
         dead.cancel()
 
         async def health():
@@ -357,7 +357,7 @@ async def test_a_dead_listener_task_is_restarted(redis_server, make_config, capl
 
         await wait_until(lambda: _is(health(), "down"), within=2)  # health shows it
         await wait_until(lambda: _is(health(), "ok"), within=RECOVERY)
-        assert bus.thread is not dead and not bus.thread.done()
+        assert bus.listener is not dead and not bus.listener.done()
         assert "the listener task stopped" in caplog.text
     finally:
         await harness.close()

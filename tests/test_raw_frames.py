@@ -86,7 +86,7 @@ class Server:
         return self.harness.server.app[sio_key]
 
     def connections(self, namespace: str) -> dict:
-        return self.sio.namespace_handlers[namespace].connections
+        return self.sio.namespace_handlers[namespace].chatsio_connections
 
     async def get(self, path: str, who: str = "alice") -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -500,7 +500,7 @@ async def test_a_placeholder_naming_no_attachment_is_invalid(server, raw, num):
 
 
 def invalid_errors(server: Server) -> float:
-    registry = server.sio.namespace_handlers[CHAT].metrics.registry
+    registry = server.sio.namespace_handlers[CHAT].chatsio_metrics.registry
     labels = {"code": "invalid", "edge": "socket"}
     return registry.get_sample_value("chatsio_errors_total", labels) or 0.0
 

@@ -144,7 +144,8 @@ def reads_frames(task: asyncio.Task) -> bool:
     """Whether ``task`` is a connection's handler, reading its frames."""
     awaiting = task.get_coro()
     while awaiting is not None:
-        if getattr(awaiting, "__qualname__", "") == "BoundedWebSocket.read_packets":
+        name = getattr(awaiting, "__qualname__", "")
+        if name == "BoundedWebSocket._chatsio_read_packets":
             return True
         awaiting = getattr(awaiting, "cr_await", None)
     return False
@@ -154,6 +155,6 @@ def writers() -> list[asyncio.Task]:
     return [
         task
         for task in asyncio.all_tasks()
-        if task.get_coro().__qualname__ == "BoundedWebSocket.write_queued"
+        if task.get_coro().__qualname__ == "BoundedWebSocket._chatsio_write_queued"
         and not task.done()
     ]

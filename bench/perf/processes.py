@@ -107,12 +107,18 @@ class ServerProcess:
             self.proc.wait()
 
 
-def chatsio_server(workdir: Path, database_url: str, **env: str) -> ServerProcess:
+def chatsio_server(
+    workdir: Path, database_url: str, without: tuple[str, ...] = (), **env: str
+) -> ServerProcess:
     """``chatsio serve`` with every setting at its default (rate limits
-    included), storing every message, as in production."""
+    included), storing every message, as in production; ``without`` names
+    transport pieces to take away (through ``serve_without.py``)."""
     port = free_port()
-    argv = [sys.executable, "-m", "chatsio", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port)]
+    if without:
+        argv = [sys.executable, str(HERE / "serve_without.py"), ",".join(without)]
+    else:
+        argv = [sys.executable, "-m", "chatsio"]
+    argv += ["serve", "--host", "127.0.0.1", "--port", str(port)]
     environment = clean_env(DATABASE_URL=database_url, CHATSIO_LOG_LEVEL="info", **env)
     return ServerProcess("chatsio", argv, environment, workdir, port)
 

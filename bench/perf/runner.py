@@ -18,8 +18,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import piece_costs
 from machine import commit, describe, raise_open_files
-from scenarios import SCENARIOS, Target
+from scenarios import SCENARIOS as COMPARED
+from scenarios import Target
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TARGETS = {
@@ -32,7 +34,8 @@ FULL_STEPS = [1000, 2000, 4000, 6000, 9000, 12000, 18000, 27000, 36000]
 FULL_STEPS += [54000, 72000, 96000, 128000]
 QUICK_STEPS = [1000, 3000, 6000, 9000, 18000, 36000, 54000]
 BUDGET = 4 * 3600.0
-CHATSIO_ONLY = ("two-node", "redis-fanout")  # scenarios the peers cannot run
+CHATSIO_ONLY = ("two-node", "redis-fanout", "pieces")  # the peers cannot run them
+SCENARIOS = {**COMPARED, "pieces": piece_costs.pieces}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
+        default=",".join(COMPARED),
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all but pieces)",
     )
     parser.add_argument(
         "--servers",
@@ -94,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pg-url", default=PG_URL, help=f"chatsio-pg's database (default {PG_URL})"
     )
+    piece_costs.add_options(parser)
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args(argv)
@@ -111,7 +115,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.scenarios = pick(args.scenarios, SCENARIOS, "--scenarios")
     args.servers = pick(args.servers, TARGETS, "--servers")
     TARGETS["chatsio-pg"] = replace(TARGETS["chatsio-pg"], database=args.pg_url)
+    args.piece_subjects = piece_costs.subjects(args.pieces, args.piece_sets)
+    if args.without:
+        without_pieces(args.without.split(","))
     return args
+
+
+def without_pieces(names: list[str]) -> None:
+    """The chatsio rows run without these transport pieces."""
+    piece_costs.check_names(names)
+    for key, target in TARGETS.items():
+        if target.kind == "chatsio":
+            label = f"{target.label} without {', '.join(names)}"
+            TARGETS[key] = replace(target, label=label, without=tuple(names))
 
 
 def pick(raw: str, known: dict, option: str) -> list[str]:
@@ -129,6 +145,7 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> dict:
     """results[target key][scenario] = list of metric dicts, one per repeat."""
     results: dict = {key: {} for key in args.servers}
     for repeat in range(1, args.repeats + 1):
+        args.repeat = repeat  # the pieces scenario flips its order with it
         for scenario in args.scenarios:
             for key in args.servers:
                 target = TARGETS[key]
@@ -269,15 +286,25 @@ async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="chatsio-perf-"))
     try:
         results = await run_all(args, workdir)
+        for key in args.servers:
+            if results[key].get("pieces"):
+                runs = results[key]["pieces"]
+                await piece_costs.before_after(TARGETS[key], workdir, args, runs)
     finally:
         if args.keep:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(table(results, args.servers))
-    print()
-    print(legend(args))
+    if set(args.scenarios) & set(COMPARED):
+        print()
+        print(table(results, args.servers))
+        print()
+        print(legend(args))
+    for key in args.servers:
+        if results[key].get("pieces"):
+            print(f"\nEach transport piece alone, on {TARGETS[key].label}:\n")
+            print(piece_costs.table(results[key]["pieces"]))
+            print(piece_costs.legend())
     print(f"finished {describe()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -52,6 +52,7 @@ class Target:
     label: str
     kind: str
     database: str | None = None  # chatsio: "sqlite" or a PostgreSQL URL
+    without: tuple[str, ...] = ()  # chatsio: transport pieces taken away
 
 
 @dataclass
@@ -92,7 +93,9 @@ async def deploy_chatsio(
     even if this fails half-way."""
     url = database_url(target, workdir)
     extra = {"REDIS_URL": REDIS_URL} if redis else {}
-    servers = [chatsio_server(workdir, url, **extra) for _ in range(nodes)]
+    servers = [
+        chatsio_server(workdir, url, target.without, **extra) for _ in range(nodes)
+    ]
     into.servers.extend(servers)
     prefix = secrets.token_hex(3)  # runs against one PostgreSQL do not collide
     names = [f"p{prefix}_{index:05d}" for index in range(count)]

@@ -118,7 +118,7 @@ class ChatService:
         """End the chat with the notice ``text``: tell ``chat.members``
         (``terminate`` by ``user``), post the notice, empty the room. False
         when it had ended already."""
-        notice = await self.storage.messages.end_chat(chat.id, text, now_ms())
+        notice = await self.storage.messages.end_chat(chat.id, text, now_ms(), user)
         if notice is None:
             return False
         await self.emitter.emit(

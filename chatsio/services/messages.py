@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from chatsio.protocol import (
     now_ms,
 )
 from chatsio.schemas import message_out
+from chatsio.services.activity import ActiveChats
 from chatsio.services.allowance import MessageAllowance
 from chatsio.services.chats import ChatService
 from chatsio.services.emitter import Emitter
@@ -53,6 +55,7 @@ class MessageService:
         self.store = storage.messages
         self.emitter = emitter
         self.chats = chats
+        self.active = ActiveChats()
 
     async def post(
         self,
@@ -64,6 +67,7 @@ class MessageService:
     ) -> Message:
         """Store a user's message, then send it to the room except ``origin``."""
         self.allowance.spend(user)
+        asked = time.monotonic()
         message, created = await self.store.append(
             chat_id,
             kind=KIND_MESSAGE,
@@ -76,6 +80,7 @@ class MessageService:
             # Nothing stored: find out why, to answer with the right code.
             await self.chats.require_member(user, chat_id, active=True)
             raise Terminated()
+        self.active.seen(chat_id, asked)  # the append found the chat active
         if created:
             await self.publish(message, origin)
         return message
@@ -171,15 +176,31 @@ class MessageService:
         ``admit`` runs before the read, so a message stored meanwhile arrives live
         or in the result (or both: clients de-duplicate by seq), never neither.
         """
+        asked = time.monotonic()
         chat = await self.chats.get(user, chat_id)
         if not chat.active:
             raise Terminated()
+        self.active.seen(chat_id, asked)
         await admit()
         if since is None:
             recent = await self.store.before(chat_id, None, JOIN_RECENT)
         else:
             recent = await self.store.after(chat_id, since, SINCE_MAX)
+        held = await self.held(chat_id, since, recent)
+        self.emitter.joined(chat_room(chat_id), held)
         return chat, recent
+
+    async def held(self, chat_id: str, since: int | None, recent: list[Message]) -> int:
+        """The seq up to which a socket that joined with ``since`` and got
+        ``recent`` has every message (for a node catching up after a Redis
+        outage). A ``since`` past the end is the client's word, so the last
+        seq is read instead."""
+        if recent:
+            return recent[-1].seq
+        if since is None:
+            return 0
+        last = await self.store.before(chat_id, None, 1)
+        return last[-1].seq if last else 0
 
     async def leave(
         self, user: str, chat_id: str, depart: Callable[[], Awaitable[None]]
@@ -194,10 +215,15 @@ class MessageService:
 
         ``joined``: the socket is in the chat's room, which only a member of an
         active chat enters and which leave, disconnect and terminate empty, so
-        the membership need not be read again.
+        the membership need not be read again. A room is emptied on other
+        nodes only if the bus carried the end, so it is trusted only while the
+        chat was seen active lately (``ActiveChats``): a chat ended is refused
+        within ``ACTIVE_TTL`` on every node.
         """
-        if not joined:
+        if not (joined and self.active.fresh(chat_id)):
+            asked = time.monotonic()
             await self.chats.require_member(user, chat_id, active=True)
+            self.active.seen(chat_id, asked)
         await self.emitter.emit(
             TYPING,
             {"id": chat_id, "user": user},

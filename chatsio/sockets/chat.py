@@ -19,7 +19,7 @@ from chatsio.sockets.base import BaseNamespace
 
 
 class ChatNamespace(BaseNamespace):
-    async def authenticated(self, sid: str, user: str) -> None:
+    async def chatsio_authenticated(self, sid: str, user: str) -> None:
         # So that a member leaving a chat takes all their sockets out of its
         # room, on every node (ChatService.leave, MeteredEmitter.evict).
         await self.enter_room(sid, user_room(user))
@@ -28,7 +28,7 @@ class ChatNamespace(BaseNamespace):
         """join: enter a chat's room and catch up."""
         request = load(join_in, payload)
         room = chat_room(request["id"])
-        chat, messages = await self.services.messages.join(
+        chat, messages = await self.chatsio_services.messages.join(
             user,
             request["id"],
             request["since"],
@@ -43,7 +43,7 @@ class ChatNamespace(BaseNamespace):
         """leave: stop receiving a chat's traffic on this socket."""
         request = load(chat_ref_in, payload)
         room = chat_room(request["id"])
-        await self.services.messages.leave(
+        await self.chatsio_services.messages.leave(
             user, request["id"], depart=lambda: self.leave_room(sid, room)
         )
         return {}
@@ -51,7 +51,7 @@ class ChatNamespace(BaseNamespace):
     async def on_notify(self, sid: str, user: str, payload: Any) -> dict:
         """notify: store a message and send it to the room."""
         request = load(notify_in, payload)
-        message = await self.services.messages.post(
+        message = await self.chatsio_services.messages.post(
             user, request["id"], request["text"], request["client_id"], origin=sid
         )
         return {"message": message_out.dump(message)}
@@ -60,14 +60,15 @@ class ChatNamespace(BaseNamespace):
         """typing: tell the room that the user is typing."""
         request = load(chat_ref_in, payload)
         chat_id = request["id"]
-        await self.services.messages.typing(
-            user, chat_id, origin=sid, joined=self.joined(sid, chat_id)
+        await self.chatsio_services.messages.typing(
+            user, chat_id, origin=sid, joined=self._chatsio_joined(sid, chat_id)
         )
         return {}
 
-    def joined(self, sid: str, chat_id: str) -> bool:
+    def _chatsio_joined(self, sid: str, chat_id: str) -> bool:
         """Whether the socket is in the chat's room (where join put it after
-        checking membership; terminate closes it on every node).
+        checking membership; terminate closes it on every node the bus
+        reaches, so ``MessageService.typing`` trusts it only briefly).
 
         Asks the manager's room table directly: ``self.rooms(sid)`` would scan
         every room of the namespace.
@@ -78,7 +79,7 @@ class ChatNamespace(BaseNamespace):
     async def on_history(self, sid: str, user: str, payload: Any) -> dict:
         """history: older messages, page by page."""
         request = load(history_in, payload)
-        messages = await self.services.messages.history(
+        messages = await self.chatsio_services.messages.history(
             user, request["id"], before=request["before"], limit=request["limit"]
         )
         return {"messages": message_out.dump(messages, many=True)}
@@ -86,7 +87,7 @@ class ChatNamespace(BaseNamespace):
     async def on_file(self, sid: str, user: str, payload: Any) -> dict:
         """file: store a binary attachment and announce it to the room."""
         request = load(file_in, payload)
-        message = await self.services.messages.post_file(
+        message = await self.chatsio_services.messages.post_file(
             user,
             request["id"],
             request["name"],

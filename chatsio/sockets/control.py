@@ -13,17 +13,19 @@ logger = logging.getLogger(__name__)
 
 
 class ControlNamespace(BaseNamespace):
-    async def authenticated(self, sid: str, user: str) -> None:
+    async def chatsio_authenticated(self, sid: str, user: str) -> None:
         # Joined before the connection is accepted, so no invite can slip past.
         await self.enter_room(sid, user_room(user))
 
-    async def after_connect(self, sid: str) -> None:
+    async def chatsio_after_connect(self, sid: str) -> None:
         """Send ``welcome`` with the user's active chats."""
-        connection = self.connections.get(sid)
+        connection = self.chatsio_connections.get(sid)
         if connection is None:
             return
         try:
-            chats = await self.services.chats.of_user(connection.user, active_only=True)
+            chats = await self.chatsio_services.chats.of_user(
+                connection.user, active_only=True
+            )
         except Exception:
             # The connection stands; the client can still start and join chats.
             logger.exception("welcome failed: sid=%s user=%s", sid, connection.user)
@@ -41,7 +43,7 @@ class ControlNamespace(BaseNamespace):
     async def on_start(self, sid: str, user: str, payload: Any) -> dict:
         """start: create a chat and invite its members."""
         request = load(start_in, payload)
-        chat = await self.services.chats.start(
+        chat = await self.chatsio_services.chats.start(
             user, request["members"], request["title"], origin=sid
         )
         return {"chat": chat_out.dump(chat)}
@@ -49,11 +51,11 @@ class ControlNamespace(BaseNamespace):
     async def on_terminate(self, sid: str, user: str, payload: Any) -> dict:
         """terminate: end a chat for all its members."""
         request = load(chat_ref_in, payload)
-        await self.services.chats.terminate(user, request["id"])
+        await self.chatsio_services.chats.terminate(user, request["id"])
         return {}
 
     async def on_leave(self, sid: str, user: str, payload: Any) -> dict:
         """leave: leave a chat for good, on every device."""
         request = load(chat_ref_in, payload)
-        await self.services.chats.leave(user, request["id"])
+        await self.chatsio_services.chats.leave(user, request["id"])
         return {}

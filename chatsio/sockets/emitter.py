@@ -7,6 +7,7 @@ from typing import Any
 import socketio
 
 from chatsio.metrics import Metrics
+from chatsio.transport import DeliveryLedger
 
 
 class MeteredEmitter:
@@ -15,9 +16,15 @@ class MeteredEmitter:
     Counts what this node delivers; with several nodes each counts its own.
     """
 
-    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        metrics: Metrics,
+        ledger: DeliveryLedger | None = None,
+    ) -> None:
         self.sio = sio
         self.metrics = metrics
+        self.ledger = ledger  # with Redis: what this node has delivered
 
     async def emit(
         self,
@@ -40,8 +47,13 @@ class MeteredEmitter:
 
     async def evict(self, room: str, holders: str, *, namespace: str) -> None:
         """Take every socket in ``holders`` out of ``room``, on every node
-        (``DirectFanout.evict``; ``RedisBus`` carries it to the others)."""
-        await self.sio.manager.evict(room, holders, namespace)
+        (``DirectFanout.chatsio_evict``; ``ClusterFanout`` carries it to the
+        others)."""
+        await self.sio.manager.chatsio_evict(room, holders, namespace)
+
+    def joined(self, room: str, seq: int) -> None:
+        if self.ledger is not None:
+            self.ledger.joined(room, seq)
 
     def local_recipients(
         self, namespace: str, room: str | list[str] | None, skip_sid: str | None

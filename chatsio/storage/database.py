@@ -130,13 +130,22 @@ POSTGRES_TRIGGER = (
 
 async def upgrade(conn) -> None:
     """Replace an earlier version's client_id index; add the seq trigger
-    where it is missing; let chats outlive their creator; key every user."""
+    where it is missing; let chats outlive their creator; key every user;
+    say who ended a chat."""
     await conn.exec_driver_sql(CLIENT_ID_INDEX)
     await conn.exec_driver_sql(OLD_CLIENT_ID_INDEX)
     await conn.exec_driver_sql(FILES_BY_SENDER_INDEX)
     await add_seq_trigger(conn)
     await drop_creator_foreign_key(conn)
     await add_token_keys(conn)
+    await add_ended_by(conn)
+
+
+async def add_ended_by(conn) -> None:
+    """``chats.ended_by``, NULL for the chats already ended."""
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("chats"))
+    if not any(column["name"] == "ended_by" for column in columns):
+        await conn.exec_driver_sql("ALTER TABLE chats ADD COLUMN ended_by VARCHAR(32)")
 
 
 async def add_seq_trigger(conn) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsio.protocol import KIND_NOTIFICATION
 from chatsio.storage import tables
 from chatsio.storage.append_sql import Append, to_message
 from chatsio.storage.appends import AppendWriter
-from chatsio.storage.records import FileRef, Message, StoredFile
+from chatsio.storage.records import FileRef, Message, Missed, StoredFile
 
 chats, members, messages, files = (
     tables.chats,
@@ -53,8 +53,11 @@ class MessageStore:
             Append(chat_id, kind, text, sender, client_id, now, file, content)
         )
 
-    async def end_chat(self, chat_id: str, text: str, now: int) -> Message | None:
-        """Mark an active chat ended and store its closing notification.
+    async def end_chat(
+        self, chat_id: str, text: str, now: int, ended_by: str | None = None
+    ) -> Message | None:
+        """Mark an active chat ended (by ``ended_by``) and store its closing
+        notification.
 
         Returns None when the chat was not active (already ended or unknown).
         """
@@ -63,7 +66,9 @@ class MessageStore:
                 await conn.execute(
                     update(chats)
                     .where(chats.c.id == chat_id, chats.c.active)
-                    .values(active=False, last_seq=chats.c.last_seq + 1)
+                    .values(
+                        active=False, last_seq=chats.c.last_seq + 1, ended_by=ended_by
+                    )
                     .returning(chats.c.last_seq)
                 )
             ).scalar_one_or_none()
@@ -72,6 +77,26 @@ class MessageStore:
             message = Message(chat_id, seq, KIND_NOTIFICATION, text, None, now, None)
             await self._insert(conn, message)
             return message
+
+    async def missed(self, floors: dict[str, int], limit: int) -> list[Missed]:
+        """The first ``limit`` messages above each chat's floor (chat id to
+        seq), by chat and seq, each with its chat's state now: one query."""
+        above = or_(
+            *(
+                and_(messages.c.chat_id == chat_id, messages.c.seq > floor)
+                for chat_id, floor in floors.items()
+            )
+        )
+        query = (
+            select(messages, chats.c.active, chats.c.ended_by)
+            .join_from(messages, chats, messages.c.chat_id == chats.c.id)
+            .where(above)
+            .order_by(messages.c.chat_id, messages.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Missed(to_message(row), row.active, row.ended_by) for row in rows]
 
     async def file(self, file_id: str) -> StoredFile | None:
         """A file's bytes with its description, read from its message."""

@@ -51,6 +51,15 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Missed:
+    """A message that a node may not have delivered, with its chat's state."""
+
+    message: Message
+    chat_active: bool
+    ended_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Access:
     """What one user may do with one chat, read in a single query."""
 

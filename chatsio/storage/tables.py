@@ -49,6 +49,9 @@ chats = Table(
     Column("created_by", String(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
+    # Who ended it: a node that missed the live ``terminate`` (its Redis was
+    # down) sends it from here when it catches up.
+    Column("ended_by", String(32), nullable=True),
     # The last seq handed out: bumping it in the message's own transaction is
     # what keeps seq gapless and unique under concurrent writers on every node.
     Column("last_seq", Integer, nullable=False, default=0),

@@ -1,5 +1,8 @@
 """What binary packets may hold on a node: bytes per socket and user, and time.
 
+Replaces python-socketio's unbounded holding of a binary packet's pieces
+(``AsyncServer._binary_packet``), with ``server``'s ``_handle_eio_message``.
+
 A Socket.IO binary event (``file``) arrives as a text header announcing its
 attachments, then one frame per attachment; python-socketio holds the header
 and the pieces until the last one arrives. Left at that, one account held

@@ -1,15 +1,17 @@
-"""Cross-node fan-out over Redis that degrades instead of stalling.
+"""Cross-node messages over Redis pub/sub that degrade instead of stalling.
 
 python-socketio's ``AsyncRedisManager`` publishes in the emitting task (an ack
 waits on Redis, up to 10 s when Redis hangs), retries its subscription with a
 backoff that grows to 60 s, logs every failed emit, and grows its connection
-pool under a hung Redis. ``RedisBus`` keeps the manager's room logic and wire
-format and replaces the two Redis paths:
+pool under a hung Redis. ``RedisBus`` is no manager: it only carries dicts in
+python-socketio's pub/sub format (``cluster.ClusterFanout`` makes and reads
+them) between nodes, and owns every Redis connection:
 
-- publishing: emits go into a bounded in-process queue that one task drains in
-  order, pipelined, each batch bounded by PUBLISH_TIMEOUT. An ack never waits on
-  Redis. While Redis is down batches are dropped (the database has every
-  message; clients recover them with ``join`` + ``since``).
+- publishing: messages go into a bounded in-process queue that one task drains
+  in order, pipelined, each batch bounded by PUBLISH_TIMEOUT. An ack never
+  waits on Redis. While Redis is down batches are dropped (the database has
+  every message; ``catchup`` recovers them), and Redis is pinged every
+  RETRY_EVERY until publishing works again, which is reported at once.
 - listening: one pub/sub connection, pinged every PING_EVERY; silence for
   SILENCE_LIMIT counts as down. Resubscription is retried every RETRY_EVERY,
   and a watchdog restarts the listener task if it ever ends.
@@ -18,9 +20,10 @@ The channel is named by CHATSIO_REDIS_CHANNEL, by default from the database
 number in the URL (``default_channel``): Redis pub/sub ignores that number, so
 deployments sharing one Redis would otherwise hear each other.
 
-Each failure is logged once when it starts and once when it clears; ``probe``
-tells the health check. A ``rediss://`` server whose certificate fails
-verification is one line for both paths, naming the setting that accepts it.
+Each failure is logged once when it starts and once when it clears, when
+``on_recovery`` is told too; ``probe`` tells the health check. A ``rediss://``
+server whose certificate fails verification is one line for both paths,
+naming the setting that accepts it.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import uuid
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
-import socketio
+import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.connection import parse_url
@@ -39,7 +44,7 @@ from redis.exceptions import RedisError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from chatsio.config import SETTINGS_BY_FIELD
-from chatsio.transport.fanout import DirectFanout
+from chatsio.transport import fastjson
 
 logger = logging.getLogger(__name__)
 
@@ -62,32 +67,35 @@ TLS_VERIFY_SETTING = SETTINGS_BY_FIELD["redis_tls_verify"].env
 # none (python-socketio's fallback was the channel, always this name).
 BASE_NAME = "chatsio"
 
+Receiver = Callable[[dict], Awaitable[None]]
+
 
 class RedisUnavailable(ConnectionError):
     """Redis is not serving this node's publish or subscribe path."""
 
 
-class RedisBus(socketio.AsyncRedisManager, DirectFanout):
-    # DirectFanout comes after AsyncRedisManager in the bases, so in the method
-    # order it sits below AsyncPubSubManager, whose local delivery (of this
-    # node's emits and of those heard from Redis) calls super().emit().
-    name = "chatsio-redis"
+class RedisBus:
+    """Publishes this node's messages and hands other nodes' to a receiver.
+
+    Write-only (``chatsio notify``) until ``start`` gives it a receiver.
+    ``on_recovery(path)`` is called when ``"publish"`` or ``"listen"`` works
+    again after failing: what was said meanwhile never crossed.
+    """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        channel: str | None = None,
-        write_only: bool = False,
-        verify_tls: bool = True,
+        self, url: str, *, channel: str | None = None, verify_tls: bool = True
     ) -> None:
-        channel = channel or default_channel(url)
-        super().__init__(url, channel=channel, write_only=write_only)
+        self.url = url
+        self.channel = channel or default_channel(url)
         self.verify_tls = verify_tls
+        self.host_id = uuid.uuid4().hex  # python-socketio's: skips our echoes
+        self.on_recovery: Callable[[str], None] | None = None
         self.certificate_reported = False
         self.outbox: asyncio.Queue[dict] = asyncio.Queue(OUTBOX_MAX)
         self.publisher: asyncio.Task | None = None
+        self.listener: asyncio.Task | None = None
         self.watchdog: asyncio.Task | None = None
+        self.receiver: Receiver | None = None
         self.client = None
         self.faults: dict[str, str] = {}
         self.listening = asyncio.Event()  # set while subscribed
@@ -123,6 +131,8 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
     def recovered(self, path: str) -> None:
         if self.faults.pop(path, None) is not None:
             logger.warning("redis %s working again", path)
+            if self.on_recovery is not None:
+                self.on_recovery(path)
         if not self.faults:
             self.certificate_reported = False
 
@@ -132,7 +142,7 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             raise RedisUnavailable(
                 "; ".join(f"{k}: {v}" for k, v in self.faults.items())
             )
-        if not self.write_only and not self.listening.is_set():
+        if self.receiver is not None and not self.listening.is_set():
             raise RedisUnavailable("not subscribed")
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             try:
@@ -145,18 +155,19 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
 
     # -- publishing -----------------------------------------------------------
 
-    async def _publish(self, data: dict) -> None:
+    def publish(self, message: dict) -> None:
+        """Queue ``message`` for every other node; never waits on Redis."""
         if self.publisher is None or self.publisher.done():
             self.publisher = asyncio.create_task(self._drain_outbox())
         if self.outbox.full():
             self.outbox.get_nowait()  # the oldest goes: recoverable from the database
             self.outbox.task_done()
             self.dropped += 1
-        self.outbox.put_nowait(data)
+        self.outbox.put_nowait({**message, "host_id": self.host_id})
 
     async def _drain_outbox(self) -> None:
         while True:
-            batch = [await self.outbox.get()]
+            batch = [await self._next_message()]
             while len(batch) < BATCH_MAX and not self.outbox.empty():
                 batch.append(self.outbox.get_nowait())
             try:
@@ -173,11 +184,34 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
                 for _ in batch:
                     self.outbox.task_done()
 
+    async def _next_message(self) -> dict:
+        """The next queued message; while publishing fails, Redis is pinged
+        every RETRY_EVERY meanwhile, so that its return is known without
+        waiting for something to say."""
+        while "publish" in self.faults:
+            try:
+                async with asyncio.timeout(RETRY_EVERY):
+                    return await self.outbox.get()
+            except TimeoutError:
+                if await self._answers():
+                    self.recovered("publish")
+        return await self.outbox.get()
+
+    async def _answers(self) -> bool:
+        """Whether Redis answers a PING on the publishing connection."""
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._publish_client().ping()
+        except Exception:
+            await self._reset_publish_client()
+            return False
+        return True
+
     async def _send(self, batch: list[dict]) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             pipe = self._publish_client().pipeline(transaction=False)
             for message in batch:
-                pipe.publish(self.channel, self.json.dumps(message))
+                pipe.publish(self.channel, fastjson.dumps(message))
             await pipe.execute()
 
     def _publish_client(self):
@@ -191,7 +225,7 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             await close_quietly(client)
 
     async def flush(self, within: float) -> bool:
-        """Wait until every queued emit was handed to Redis or dropped."""
+        """Wait until every queued message was handed to Redis or dropped."""
         try:
             async with asyncio.timeout(within):
                 await self.outbox.join()
@@ -201,17 +235,12 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
 
     # -- listening ------------------------------------------------------------
 
-    def initialize(self) -> None:
-        super().initialize()  # starts self.thread, the stock dispatch loop
-        if not self.write_only:
-            self.watchdog = self.server.start_background_task(self._watch)
-
-    async def start(self, within: float) -> None:
-        """Subscribe now rather than at the first connection, as python-socketio
-        would; wait up to ``within`` seconds, then go on degraded if need be."""
-        if not self.server.manager_initialized:
-            self.server.manager_initialized = True
-            self.initialize()
+    async def start(self, receiver: Receiver, within: float) -> None:
+        """Subscribe, handing every other node's message to ``receiver``; wait
+        up to ``within`` seconds, then go on degraded if need be."""
+        self.receiver = receiver
+        self.listener = asyncio.create_task(self._listen())
+        self.watchdog = asyncio.create_task(self._watch())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
                 await self.listening.wait()
@@ -220,20 +249,18 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
         """Restart the listener task if it ever ends, whatever ended it."""
         while True:
             await asyncio.sleep(WATCH_EVERY)
-            if self.thread.done():
+            if self.listener.done():
                 self.listening.clear()
                 self.fault("listen", "the listener task stopped")
-                self.thread = self.server.start_background_task(self._thread)
+                self.listener = asyncio.create_task(self._listen())
 
-    async def _listen(self):
-        channel = self.channel.encode()
+    async def _listen(self) -> None:
         while True:
             client = self._new_client()
             pubsub = client.pubsub()
             try:
-                async for message in self._receive(pubsub):
-                    if message["type"] == "message" and message["channel"] == channel:
-                        yield message["data"]
+                async for data in self._receive(pubsub):
+                    await self._hand_over(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -244,9 +271,24 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
                 await close_quietly(client)
             await asyncio.sleep(RETRY_EVERY)
 
+    async def _hand_over(self, data: bytes) -> None:
+        """Decode one message and give it to the receiver, unless it is ours;
+        a message that breaks the receiver is logged and the next one goes on."""
+        try:
+            message = fastjson.loads(data)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or message.get("host_id") == self.host_id:
+            return
+        try:
+            await self.receiver(message)
+        except Exception:
+            logger.exception("a message from redis could not be delivered")
+
     async def _receive(self, pubsub):
         """Messages from one subscription, until Redis errs or falls silent."""
         loop = asyncio.get_running_loop()
+        channel = self.channel.encode()
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             await pubsub.subscribe(self.channel)
         self.listening.set()
@@ -257,7 +299,8 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
             now = loop.time()
             if message is not None:
                 heard = now
-                yield message
+                if message["type"] == "message" and message["channel"] == channel:
+                    yield message["data"]
             if now - heard > SILENCE_LIMIT:
                 raise RedisUnavailable(f"no answer for {SILENCE_LIMIT:.0f} s")
             if now - pinged >= PING_EVERY:
@@ -265,52 +308,22 @@ class RedisBus(socketio.AsyncRedisManager, DirectFanout):
                 async with asyncio.timeout(PUBLISH_TIMEOUT):
                     await pubsub.ping()
 
-    # -- evicting ------------------------------------------------------------
-
-    async def evict(self, room: str, holders: str, namespace: str) -> None:
-        """Here, then on every other node, through the outbox (so in order with
-        the emits around it): a ``leave_room`` message naming ``holders``
-        instead of a sid. python-socketio's ``_handle_leave_room`` (an older
-        node's) ignores it, as no socket has the sid None."""
-        await super().evict(room, holders, namespace)
-        await self._publish(
-            {
-                "method": "leave_room",
-                "sid": None,
-                "holders": holders,
-                "room": room,
-                "namespace": namespace,
-                "host_id": self.host_id,
-            }
-        )
-
-    async def _handle_leave_room(self, message: dict) -> None:
-        # python-socketio's listener (AsyncPubSubManager._thread) calls this
-        # for every "leave_room" message from another node.
-        if message.get("holders") is None:
-            return await super()._handle_leave_room(message)
-        await super().evict(
-            message.get("room"), message["holders"], message.get("namespace")
-        )
-
     # -- shared ---------------------------------------------------------------
 
     def _new_client(self):
-        module = self._get_redis_module()
-        if urlparse(self.redis_url).scheme.endswith("+sentinel"):
-            sentinels, service, options = parse_redis_sentinel_url(self.redis_url)
-            sentinel = module.sentinel.Sentinel(sentinels, **TIMEOUTS)
+        if urlparse(self.url).scheme.endswith("+sentinel"):
+            sentinels, service, options = parse_redis_sentinel_url(self.url)
+            sentinel = aioredis.sentinel.Sentinel(sentinels, **TIMEOUTS)
             return sentinel.master_for(service or BASE_NAME, **TIMEOUTS, **options)
         options = dict(CLIENT_OPTIONS)
-        if not self.verify_tls and urlparse(self.redis_url).scheme == "rediss":
+        if not self.verify_tls and urlparse(self.url).scheme == "rediss":
             # Heroku's advice for redis-py; the URL's own ssl_cert_reqs wins.
             options["ssl_cert_reqs"] = "none"
-        return module.Redis.from_url(self.redis_url, **options)
+        return aioredis.Redis.from_url(self.url, **options)
 
     async def aclose(self) -> None:
-        """Stop every task and close every connection (the stock manager can't)."""
-        listener = getattr(self, "thread", None)  # set by initialize(), if run
-        tasks = [t for t in (self.watchdog, listener, self.publisher) if t]
+        """Stop every task and close every connection."""
+        tasks = [t for t in (self.watchdog, self.listener, self.publisher) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -24,8 +24,8 @@ class DirectFanout(socketio.AsyncManager):
     """``AsyncManager`` whose ``emit`` writes frames directly where it can.
 
     Events with a callback (a distinct ack id per recipient) and binary events
-    (attachments follow as more frames) keep the stock path. ``RedisBus`` has
-    it below ``AsyncPubSubManager``, whose local delivery calls this ``emit``.
+    (attachments follow as more frames) keep the stock path. With Redis,
+    ``cluster.ClusterFanout`` extends it to the other nodes.
     """
 
     async def emit(
@@ -55,12 +55,14 @@ class DirectFanout(socketio.AsyncManager):
             )
         message, frame = outgoing(encoded)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        queued = self.server.eio.write_now_to(
-            [
-                eio_sid
-                for sid, eio_sid in self.participants(namespace, room).items()
-                if sid not in skip
-            ],
+        participants = getattr(self, "chatsio_participants", None)  # a piece
+        recipients = (
+            participants(namespace, room)
+            if participants
+            else dict(self.get_participants(namespace, room))
+        )
+        queued = self.server.eio.chatsio_write_now_to(
+            [eio_sid for sid, eio_sid in recipients.items() if sid not in skip],
             frame,
         )
         if len(queued) == 1:
@@ -75,12 +77,12 @@ class DirectFanout(socketio.AsyncManager):
                 ]
             )
 
-    async def evict(self, room: str, holders: str, namespace: str) -> None:
+    async def chatsio_evict(self, room: str, holders: str, namespace: str) -> None:
         """Take this node's sockets in room ``holders`` out of ``room``."""
         for sid in list(self.rooms.get(namespace, {}).get(holders, ())):
             self.basic_leave_room(sid, namespace, room)
 
-    def participants(self, namespace: str, room) -> dict[str, str]:
+    def chatsio_participants(self, namespace: str, room) -> dict[str, str]:
         """``get_participants`` as a dict of sid to Engine.IO sid (for one room,
         the room's own: not to be changed), without its generator and copy."""
         rooms = self.rooms.get(namespace, {})

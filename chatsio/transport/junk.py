@@ -1,5 +1,7 @@
 """Junk a client sends is logged once per session, then only counted.
 
+Replaces python-socketio's log line (often a traceback) per malformed packet.
+
 A malformed or refused packet is the client's fault and costs one INFO line;
 a client sending thousands of them would otherwise write thousands of lines
 (13 MB of log in seconds, without a token). The first one of a session is
