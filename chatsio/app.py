@@ -170,6 +170,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     logger.info("database ready: %s", storage.engine.url.render_as_string())
     if cluster:
+        metrics.count_bus(cluster.chatsio_bus.received)
         catch_up = CatchUp(cluster, MissedMessages(storage))
         await cluster.chatsio_start(catch_up.schedule, within=2.0)
     yield

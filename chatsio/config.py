@@ -98,15 +98,26 @@ def database_url(raw: str) -> str:
     raise ValueError(f"unsupported scheme {scheme!r}: use sqlite:// or postgresql://")
 
 
+REDIS_SCHEMES = (
+    "redis", "rediss", "redis+sentinel", "redis+cluster", "rediss+cluster", "unix"
+)  # fmt: skip
+
+
 def redis_url(raw: str) -> str:
+    """One server, a Sentinel set, or a node of a Redis Cluster (``+cluster``)."""
     scheme = raw.partition("://")[0].lower()
-    if scheme not in ("redis", "rediss", "redis+sentinel", "unix"):
-        raise ValueError("expected redis://, rediss:// or redis+sentinel://")
-    if scheme in ("redis", "rediss"):
+    if scheme not in REDIS_SCHEMES:
+        raise ValueError(
+            "expected redis://, rediss://, redis+sentinel:// or redis+cluster://"
+        )
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         parts = urlsplit(raw)
         parts.port  # noqa: B018 -- raises ValueError unless a number
-        if not (parts.path.strip("/") or "0").isdigit():
+        database = parts.path.strip("/") or "0"
+        if not database.isdigit():
             raise ValueError("the database after the host must be a number")
+        if scheme.endswith("+cluster") and int(database) != 0:
+            raise ValueError("a Redis Cluster has only database 0")
     return raw
 
 

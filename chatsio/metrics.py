@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -11,6 +12,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -89,5 +91,28 @@ class Metrics:
         """Count one message of ``kind`` committed by this node."""
         self.child(self.messages, kind).inc()
 
+    def count_bus(self, received: Mapping[str, int]) -> None:
+        """Expose the Redis bus's counts of messages received, by kind."""
+        self.registry.register(BusReceived(received))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class BusReceived:
+    """``chatsio_bus_received_total``, read from the counts the bus keeps in a
+    dict: a Counter's ``inc`` takes a lock, on every message of the node."""
+
+    def __init__(self, received: Mapping[str, int]) -> None:
+        self.received = received
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "chatsio_bus_received",
+            "Messages this node's Redis listener received, its own included, "
+            "by channel (room or broadcast).",
+            labels=["kind"],
+        )
+        for kind, count in self.received.items():
+            family.add_metric([kind], count)
+        yield family

@@ -34,11 +34,19 @@ LAYERS = [
 # Inside these folders, bottom to top in the same way (from today's imports).
 INSIDE = {
     "transport": [
-        {"attachments", "fastjson", "junk", "ledger", "websocket"},
+        {
+            "attachments",
+            "channels",
+            "fastjson",
+            "junk",
+            "ledger",
+            "redis_clients",
+            "websocket",
+        },
         {"engine"},  # websocket
         {"server"},  # attachments, engine, fastjson, junk
         {"fanout"},  # engine, server
-        {"bus"},  # fastjson
+        {"bus"},  # channels, fastjson, redis_clients
         {"cluster", "pieces"},  # bus, fanout, ledger; engine, fanout, server
         {"catchup"},  # cluster
         {"__init__"},  # what the rest of chatsio may import

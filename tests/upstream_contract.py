@@ -60,6 +60,7 @@ WEBSOCKET = "chatsio/transport/websocket.py"
 FANOUT = "chatsio/transport/fanout.py"
 BUS = "chatsio/transport/bus.py"
 CLUSTER = "chatsio/transport/cluster.py"
+REDIS_CLIENTS = "chatsio/transport/redis_clients.py"
 SIO = "socketio.AsyncServer"
 EIO = "engineio.AsyncServer"
 EIO_SOCKET = "engineio.async_socket.AsyncSocket"
@@ -208,6 +209,11 @@ OVERRIDES = [
         "(self, sid, namespace, room)",
         f"{CLUSTER} ClusterFanout.basic_leave_room",
     ),
+    override(
+        f"{MANAGER}.enter_room",
+        "(self, sid, namespace, room, eio_sid)",
+        f"{CLUSTER} ClusterFanout.enter_room",
+    ),
     # the namespaces
     override(
         "socketio.AsyncNamespace.__init__",
@@ -319,11 +325,15 @@ READS = [
     ),
     read(
         "socketio.redis_manager.parse_redis_sentinel_url",
-        f"{BUS} RedisBus._new_client",
+        f"{REDIS_CLIENTS} RedisTarget.client",
         params="(url)",
     ),
-    read("redis.connection.parse_url", f"{BUS} default_channel", params="(url)"),
-    read("redis.asyncio.sentinel.Sentinel", f"{BUS} RedisBus._new_client"),
+    read(
+        "redis.connection.parse_url",
+        f"{REDIS_CLIENTS} RedisTarget.database",
+        params="(url)",
+    ),
+    read("redis.asyncio.sentinel.Sentinel", f"{REDIS_CLIENTS} RedisTarget.client"),
     # python-engineio's server
     read(
         f"{EIO}._bad_request",
@@ -637,7 +647,7 @@ COPIES = [
     copied(
         f"{REDIS_MANAGER}._redis_connect",
         "(self)",
-        f"{BUS} RedisBus._new_client",
+        f"{REDIS_CLIENTS} RedisTarget.client",
         "cae8173d3c3cba60",
     ),
     copied(

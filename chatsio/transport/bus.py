@@ -16,9 +16,15 @@ them) between nodes, and owns every Redis connection:
   SILENCE_LIMIT counts as down. Resubscription is retried every RETRY_EVERY,
   and a watchdog restarts the listener task if it ever ends.
 
-The channel is named by CHATSIO_REDIS_CHANNEL, by default from the database
-number in the URL (``default_channel``): Redis pub/sub ignores that number, so
-deployments sharing one Redis would otherwise hear each other.
+Channels: a message for a room goes to the room's sharded channel (SPUBLISH,
+``channels.room_channel``), which a node subscribes to (SSUBSCRIBE) while the
+room has members on it (``host``); anything else goes to the broadcast
+channel (PUBLISH), which every node subscribes to, as python-socketio's
+managers do. A node skips its own publications by their first bytes, before
+decoding them. The broadcast channel is named by CHATSIO_REDIS_CHANNEL, by
+default from the database number in the URL (``default_channel``): Redis
+pub/sub ignores that number, so deployments sharing one Redis would otherwise
+hear each other; the room channels are named after it.
 
 Each failure is logged once when it starts and once when it clears, when
 ``on_recovery`` is told too; ``probe`` tells the health check. A ``rediss://``
@@ -34,17 +40,13 @@ import logging
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlparse
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.connection import parse_url
 from redis.exceptions import RedisError
-from socketio.redis_manager import parse_redis_sentinel_url
 
 from chatsio.config import SETTINGS_BY_FIELD
 from chatsio.transport import fastjson
+from chatsio.transport.channels import RoomChannels, room_channel
+from chatsio.transport.redis_clients import RedisTarget
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,11 @@ WATCH_EVERY = 1.0
 CLOSE_TIMEOUT = 1.0
 OUTBOX_MAX = 10_000
 BATCH_MAX = 256
-TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
-CLIENT_OPTIONS = {
-    **TIMEOUTS,
-    "retry": Retry(NoBackoff(), 0),  # the loops below do the retrying
-    "max_connections": 4,  # publisher, probe, one spare; pub/sub has its own
-}
+JOIN_WAIT = 1.0  # a room's first member waits this long for its channel
+CHANNELS_PER_COMMAND = 1000
+ANSWERS = ("ssubscribe", "sunsubscribe")
 TLS_VERIFY_SETTING = SETTINGS_BY_FIELD["redis_tls_verify"].env
-# The channel on database 0, and the Sentinel service's name when the URL has
-# none (python-socketio's fallback was the channel, always this name).
+# The channel on database 0.
 BASE_NAME = "chatsio"
 
 Receiver = Callable[[dict], Awaitable[None]]
@@ -88,10 +86,16 @@ class RedisBus:
         self.url = url
         self.channel = channel or default_channel(url)
         self.verify_tls = verify_tls
+        self.target = RedisTarget(url, verify_tls=verify_tls)
         self.host_id = uuid.uuid4().hex  # python-socketio's: skips our echoes
+        # Every message this node publishes starts with these bytes (orjson
+        # keeps the key first and writes no spaces).
+        self.own_prefix = fastjson.dumps({"host_id": self.host_id})[:-1].encode()
+        self.rooms = RoomChannels()
+        self.received = {"room": 0, "broadcast": 0}  # by the listener, ours too
         self.on_recovery: Callable[[str], None] | None = None
         self.certificate_reported = False
-        self.outbox: asyncio.Queue[dict] = asyncio.Queue(OUTBOX_MAX)
+        self.outbox: asyncio.Queue[tuple[str | None, dict]] = asyncio.Queue(OUTBOX_MAX)
         self.publisher: asyncio.Task | None = None
         self.listener: asyncio.Task | None = None
         self.watchdog: asyncio.Task | None = None
@@ -155,15 +159,16 @@ class RedisBus:
 
     # -- publishing -----------------------------------------------------------
 
-    def publish(self, message: dict) -> None:
-        """Queue ``message`` for every other node; never waits on Redis."""
+    def publish(self, message: dict, room: str | None = None) -> None:
+        """Queue ``message`` for the nodes hosting ``room`` (every node when
+        None); never waits on Redis."""
         if self.publisher is None or self.publisher.done():
             self.publisher = asyncio.create_task(self._drain_outbox())
         if self.outbox.full():
             self.outbox.get_nowait()  # the oldest goes: recoverable from the database
             self.outbox.task_done()
             self.dropped += 1
-        self.outbox.put_nowait({**message, "host_id": self.host_id})
+        self.outbox.put_nowait((room, {"host_id": self.host_id, **message}))
 
     async def _drain_outbox(self) -> None:
         while True:
@@ -184,7 +189,7 @@ class RedisBus:
                 for _ in batch:
                     self.outbox.task_done()
 
-    async def _next_message(self) -> dict:
+    async def _next_message(self) -> tuple[str | None, dict]:
         """The next queued message; while publishing fails, Redis is pinged
         every RETRY_EVERY meanwhile, so that its return is known without
         waiting for something to say."""
@@ -207,11 +212,15 @@ class RedisBus:
             return False
         return True
 
-    async def _send(self, batch: list[dict]) -> None:
+    async def _send(self, batch: list[tuple[str | None, dict]]) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT):
-            pipe = self._publish_client().pipeline(transaction=False)
-            for message in batch:
-                pipe.publish(self.channel, fastjson.dumps(message))
+            pipe = self.target.batch(self._publish_client())
+            for room, message in batch:
+                if room is None:
+                    pipe.publish(self.channel, fastjson.dumps(message))
+                else:
+                    channel = room_channel(self.channel, room)
+                    pipe.spublish(channel, fastjson.dumps(message))
             await pipe.execute()
 
     def _publish_client(self):
@@ -257,9 +266,14 @@ class RedisBus:
     async def _listen(self) -> None:
         while True:
             client = self._new_client()
-            pubsub = client.pubsub()
+            pubsub = self.target.subscriber(client)
+            syncer = None
             try:
-                async for data in self._receive(pubsub):
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await pubsub.subscribe(self.channel)
+                    first = set(await self._subscribe_rooms(pubsub))
+                syncer = asyncio.create_task(self._keep_rooms(pubsub))
+                async for data in self._receive(pubsub, syncer, first):
                     await self._hand_over(data)
             except asyncio.CancelledError:
                 raise
@@ -267,6 +281,10 @@ class RedisBus:
                 self.fault("listen", exc)
             finally:
                 self.listening.clear()
+                self.rooms.lost()
+                if syncer is not None:
+                    syncer.cancel()
+                    await asyncio.gather(syncer, return_exceptions=True)
                 await close_quietly(pubsub)
                 await close_quietly(client)
             await asyncio.sleep(RETRY_EVERY)
@@ -274,6 +292,8 @@ class RedisBus:
     async def _hand_over(self, data: bytes) -> None:
         """Decode one message and give it to the receiver, unless it is ours;
         a message that breaks the receiver is logged and the next one goes on."""
+        if data.startswith(self.own_prefix):
+            return
         try:
             message = fastjson.loads(data)
         except ValueError:
@@ -285,22 +305,36 @@ class RedisBus:
         except Exception:
             logger.exception("a message from redis could not be delivered")
 
-    async def _receive(self, pubsub):
-        """Messages from one subscription, until Redis errs or falls silent."""
+    async def _receive(self, pubsub, syncer: asyncio.Task, first: set[str]):
+        """Messages from the subscriptions, until Redis errs or falls silent.
+        Listening once Redis confirmed the room channels of ``first``."""
         loop = asyncio.get_running_loop()
-        channel = self.channel.encode()
-        async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await pubsub.subscribe(self.channel)
-        self.listening.set()
-        self.recovered("listen")
+        broadcast = self.channel.encode()
+        received = self.received
+        ready = False
         heard = pinged = loop.time()
         while True:
+            if not (ready or first):
+                ready = True
+                self.listening.set()
+                self.recovered("listen")
             message = await pubsub.get_message(timeout=PING_EVERY)
             now = loop.time()
             if message is not None:
                 heard = now
-                if message["type"] == "message" and message["channel"] == channel:
+                kind = message["type"]
+                if kind == "smessage":
+                    received["room"] += 1
                     yield message["data"]
+                elif kind == "message" and message["channel"] == broadcast:
+                    received["broadcast"] += 1
+                    yield message["data"]
+                elif kind in ANSWERS:
+                    channel = message["channel"].decode()
+                    self.rooms.answered(channel)
+                    first.discard(channel)
+            if syncer.done():
+                raise syncer.exception() or RedisUnavailable("subscribing stopped")
             if now - heard > SILENCE_LIMIT:
                 raise RedisUnavailable(f"no answer for {SILENCE_LIMIT:.0f} s")
             if now - pinged >= PING_EVERY:
@@ -308,18 +342,58 @@ class RedisBus:
                 async with asyncio.timeout(PUBLISH_TIMEOUT):
                     await pubsub.ping()
 
+    # -- room channels --------------------------------------------------------
+
+    async def host(self, room: str) -> None:
+        """Listen to ``room``'s channel: it has a member here. Returns once
+        Redis delivers the channel here (at once if it does already), after
+        JOIN_WAIT at most, and at once while the listener is down (the
+        catch-up that follows its recovery covers the room)."""
+        waiter = self.rooms.need(room_channel(self.channel, room))
+        if waiter is None or not self.listening.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(JOIN_WAIT):
+                await asyncio.shield(waiter)
+
+    def unhost(self, room: str) -> None:
+        """``room`` has no member here any more: stop listening to it later."""
+        channel = room_channel(self.channel, room)
+        self.rooms.release(channel, asyncio.get_running_loop().time())
+
+    async def _keep_rooms(self, pubsub) -> None:
+        """Subscribe and unsubscribe room channels as rooms fill and empty,
+        each round carrying what changed since the last."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.rooms.next_expiry(loop.time())):
+                    await self.rooms.changed.wait()
+            self.rooms.changed.clear()
+            await self._subscribe_rooms(pubsub)
+
+    async def _subscribe_rooms(self, pubsub) -> list[str]:
+        """Send one round of SSUBSCRIBE and SUNSUBSCRIBE (Redis answers each
+        channel on the pub/sub connection); the channels subscribed.
+
+        Raw commands: redis.asyncio's ``PubSub`` at the floor (5.0.1) has no
+        ``ssubscribe``, and its ``get_message`` returns the answers and the
+        ``smessage``s as dicts all the same."""
+        subscribe, unsubscribe = self.rooms.round(asyncio.get_running_loop().time())
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            for command, channels in (
+                ("SSUBSCRIBE", subscribe),
+                ("SUNSUBSCRIBE", unsubscribe),
+            ):
+                for start in range(0, len(channels), CHANNELS_PER_COMMAND):
+                    batch = channels[start : start + CHANNELS_PER_COMMAND]
+                    await pubsub.execute_command(command, *batch)
+        return subscribe
+
     # -- shared ---------------------------------------------------------------
 
     def _new_client(self):
-        if urlparse(self.url).scheme.endswith("+sentinel"):
-            sentinels, service, options = parse_redis_sentinel_url(self.url)
-            sentinel = aioredis.sentinel.Sentinel(sentinels, **TIMEOUTS)
-            return sentinel.master_for(service or BASE_NAME, **TIMEOUTS, **options)
-        options = dict(CLIENT_OPTIONS)
-        if not self.verify_tls and urlparse(self.url).scheme == "rediss":
-            # Heroku's advice for redis-py; the URL's own ssl_cert_reqs wins.
-            options["ssl_cert_reqs"] = "none"
-        return aioredis.Redis.from_url(self.url, **options)
+        return self.target.client()
 
     async def aclose(self) -> None:
         """Stop every task and close every connection."""
@@ -334,11 +408,7 @@ def default_channel(url: str) -> str:
     """``chatsio`` on database 0 (or none), the name every node used before the
     setting, so that a rolling upgrade keeps them talking; ``chatsio:db<N>`` on
     database N, so that deployments on one Redis keep apart by default."""
-    if urlparse(url).scheme.endswith("+sentinel"):
-        options = parse_redis_sentinel_url(url)[2]
-    else:
-        options = parse_url(url)
-    number = int(options.get("db") or 0)
+    number = RedisTarget(url).database()
     return BASE_NAME if number == 0 else f"{BASE_NAME}:db{number}"
 
 

@@ -15,6 +15,14 @@ closes, ``leave_room`` naming a room of holders instead of a sid (``evict``;
 a stock node ignores it, as no socket has the sid None), and ``catch_up``
 hints. python-socketio's moves of one remote sid (``enter_room``,
 ``leave_room``, ``disconnect``) chatsio never makes; they are ignored.
+
+Where: what names a room goes to that room's channel, which only the nodes
+hosting it hear (an emit to several rooms goes to each, naming one); the
+rest (emits to a whole namespace, ``catch_up``) to the broadcast channel,
+where a stock ``AsyncRedisManager`` publishes everything. A room's first
+member here makes the bus listen to its channel before ``enter_room``
+returns, so a join's reading of the database follows it; its last member's
+leaving lets the bus drop it.
 """
 
 from __future__ import annotations
@@ -66,14 +74,17 @@ class ClusterFanout(DirectFanout):
             event, data, namespace, room, skip_sid=skip_sid, callback=callback
         )
         if not kwargs.get("ignore_queue"):
-            self.chatsio_bus.publish(
-                emit_message(event, data, namespace, room, skip_sid)
-            )
+            publish_emit(self.chatsio_bus, event, data, namespace, room, skip_sid)
+
+    async def enter_room(self, sid, namespace, room, eio_sid=None):
+        """Enter ``room``; returns once the bus hears its channel (bounded)."""
+        self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        await self.chatsio_bus.host(room)
 
     async def close_room(self, room, namespace):
         await super().close_room(room, namespace)
         self.chatsio_bus.publish(
-            {"method": "close_room", "room": room, "namespace": namespace}
+            {"method": "close_room", "room": room, "namespace": namespace}, room
         )
 
     async def chatsio_evict(self, room: str, holders: str, namespace: str) -> None:
@@ -85,13 +96,16 @@ class ClusterFanout(DirectFanout):
                 "holders": holders,
                 "room": room,
                 "namespace": namespace,
-            }
+            },
+            room,
         )
 
     def basic_leave_room(self, sid, namespace, room):
         super().basic_leave_room(sid, namespace, room)
         if room not in self.rooms.get(namespace, ()):
             self.chatsio_ledger.forget(room)
+            if room is not None and not any(room in r for r in self.rooms.values()):
+                self.chatsio_bus.unhost(room)
 
     async def chatsio_deliver(
         self, event, data, namespace, room, skip_sid=None, callback=None
@@ -138,7 +152,18 @@ class BusEmitter:
         self.bus = bus
 
     async def emit(self, event, data=None, *, namespace=None, room=None, skip_sid=None):
-        self.bus.publish(emit_message(event, data, namespace or "/", room, skip_sid))
+        publish_emit(self.bus, event, data, namespace or "/", room, skip_sid)
+
+
+def publish_emit(bus: RedisBus, event: str, data, namespace: str, room, skip_sid):
+    """Publish an emit to its room's channel, to each room's of a list (one
+    message per room, naming it), or to every node when it names none."""
+    message = emit_message(event, data, namespace, room, skip_sid)
+    if room is None or isinstance(room, str):
+        bus.publish(message, room)
+    else:
+        for one in room:
+            bus.publish({**message, "room": one}, one)
 
 
 def emit_message(event: str, data, namespace: str, room, skip_sid) -> dict:
