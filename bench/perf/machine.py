@@ -75,12 +75,13 @@ async def wait_quiet(within: float) -> bool:
             return False
 
 
-def commit() -> str:
-    """The commit measured, with a mark when chatsio/ has uncommitted changes."""
+def commit(tree: Path = ROOT) -> str:
+    """The commit of the source ``tree`` measured, with a mark when its
+    chatsio/ has uncommitted changes."""
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "-C", str(ROOT), *args], capture_output=True, text=True
+            ["git", "-C", str(tree), *args], capture_output=True, text=True
         ).stdout.strip()
 
     dirty = git("status", "--porcelain", "chatsio")

@@ -59,6 +59,7 @@ class ServerProcess:
     workdir: Path
     port: int
     health_path: str = "/api/health"
+    cwd: Path | None = None  # where it runs; the work directory by default
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -72,7 +73,8 @@ class ServerProcess:
 
     def start(self) -> None:
         log = self.workdir / f"{self.name}-{self.port}.log"
-        self.proc = spawn(pinned(self.argv, SERVER_CORE), self.env, log, self.workdir)
+        argv = pinned(self.argv, SERVER_CORE)
+        self.proc = spawn(argv, self.env, log, self.cwd or self.workdir)
 
     async def wait_healthy(self, within: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + within
@@ -108,19 +110,28 @@ class ServerProcess:
 
 
 def chatsio_server(
-    workdir: Path, database_url: str, without: tuple[str, ...] = (), **env: str
+    workdir: Path,
+    database_url: str,
+    without: tuple[str, ...] = (),
+    source: Path | None = None,
+    **env: str,
 ) -> ServerProcess:
     """``chatsio serve`` with every setting at its default (rate limits
     included), storing every message, as in production; ``without`` names
-    transport pieces to take away (through ``serve_without.py``)."""
+    transport pieces to take away (through ``serve_without.py``); ``source``
+    is another checkout to run chatsio from (a worktree of an earlier commit):
+    the server runs in it with it first on PYTHONPATH, so it imports that
+    tree's chatsio rather than the one installed in the venv."""
     port = free_port()
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     if without:
         argv = [sys.executable, str(HERE / "serve_without.py"), ",".join(without)]
     else:
         argv = [sys.executable, "-m", "chatsio"]
     argv += ["serve", "--host", "127.0.0.1", "--port", str(port)]
     environment = clean_env(DATABASE_URL=database_url, CHATSIO_LOG_LEVEL="info", **env)
-    return ServerProcess("chatsio", argv, environment, workdir, port)
+    return ServerProcess("chatsio", argv, environment, workdir, port, cwd=source)
 
 
 def node_peer(workdir: Path) -> ServerProcess:

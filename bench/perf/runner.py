@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import piece_costs
-from machine import commit, describe, raise_open_files
+import scaling
+from machine import ROOT, commit, describe, raise_open_files
 from scenarios import SCENARIOS as COMPARED
 from scenarios import Target
 
@@ -34,8 +35,14 @@ FULL_STEPS = [1000, 2000, 4000, 6000, 9000, 12000, 18000, 27000, 36000]
 FULL_STEPS += [54000, 72000, 96000, 128000]
 QUICK_STEPS = [1000, 3000, 6000, 9000, 18000, 36000, 54000]
 BUDGET = 4 * 3600.0
-CHATSIO_ONLY = ("two-node", "redis-fanout", "pieces")  # the peers cannot run them
-SCENARIOS = {**COMPARED, "pieces": piece_costs.pieces}
+# The peers cannot run these; the last three are not run by default.
+CHATSIO_ONLY = ("two-node", "redis-fanout", "pieces", "idle-node", "n-nodes")
+SCENARIOS = {
+    **COMPARED,
+    "pieces": piece_costs.pieces,
+    "idle-node": scaling.idle_node,
+    "n-nodes": scaling.n_nodes,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=",".join(COMPARED),
-        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all but pieces)",
+        help=f"comma-separated, from {', '.join(SCENARIOS)} "
+        f"(default: {', '.join(COMPARED)})",
     )
     parser.add_argument(
         "--servers",
@@ -97,7 +105,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pg-url", default=PG_URL, help=f"chatsio-pg's database (default {PG_URL})"
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        help="run the chatsio rows from this checkout (e.g. a worktree of an "
+        "earlier commit); given more than once, each chatsio row runs from "
+        "each, interleaved within every repeat",
+    )
     piece_costs.add_options(parser)
+    scaling.add_options(parser)
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args(argv)
@@ -118,7 +136,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.piece_subjects = piece_costs.subjects(args.pieces, args.piece_sets)
     if args.without:
         without_pieces(args.without.split(","))
+    if args.source:
+        args.servers = from_sources(args.servers, args.source)
     return args
+
+
+def from_sources(servers: list[str], sources: list[Path]) -> list[str]:
+    """Each chatsio row once per source tree, keyed and labelled by its commit."""
+    chosen = []
+    for key in servers:
+        target = TARGETS[key]
+        if target.kind != "chatsio":
+            chosen.append(key)
+            continue
+        for source in sources:
+            tree = source.resolve()
+            if not (tree / "chatsio" / "__main__.py").is_file():
+                raise SystemExit(f"--source {source}: no chatsio package there")
+            at = commit(tree)
+            row = f"{key}@{at.split()[0]}"
+            label = f"{target.label} at {at}"
+            TARGETS[row] = replace(target, key=row, label=label, source=tree)
+            chosen.append(row)
+    if len(set(chosen)) < len(chosen):
+        raise SystemExit("--source: two of the trees are at the same commit")
+    return chosen
 
 
 def without_pieces(names: list[str]) -> None:
@@ -153,7 +195,7 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> dict:
                     continue
                 print(
                     f"[{repeat}/{args.repeats}] {scenario} on {target.label}"
-                    f" (chatsio at {commit()})"
+                    f" (chatsio at {commit(target.source or ROOT)})"
                 )
                 started = time.monotonic()
                 try:
@@ -305,10 +347,31 @@ async def main(args: argparse.Namespace) -> int:
             print(f"\nEach transport piece alone, on {TARGETS[key].label}:\n")
             print(piece_costs.table(results[key]["pieces"]))
             print(piece_costs.legend())
+    print_scaling(results, args.servers)
     print(f"finished {describe()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def print_scaling(results: dict, servers: list[str]) -> None:
+    """The idle-node and n-nodes tables, one row per chatsio row measured."""
+    shown = False
+    for scenario, table in (
+        ("idle-node", scaling.idle_table),
+        ("n-nodes", scaling.nodes_table),
+    ):
+        rows = {
+            TARGETS[key].label: results[key][scenario]
+            for key in servers
+            if results[key].get(scenario)
+        }
+        if rows:
+            print(f"\n{scenario}:\n")
+            print(table(rows))
+            shown = True
+    if shown:
+        print(scaling.legend())
 
 
 def entry() -> int:

@@ -53,6 +53,7 @@ class Target:
     kind: str
     database: str | None = None  # chatsio: "sqlite" or a PostgreSQL URL
     without: tuple[str, ...] = ()  # chatsio: transport pieces taken away
+    source: Path | None = None  # chatsio: the checkout it runs from (--source)
 
 
 @dataclass
@@ -61,8 +62,15 @@ class Deployment:
     clients: list[dict]
     create_chats: bool
 
-    def cpu_seconds(self) -> float:
-        return sum(server.cpu_seconds() for server in self.servers)
+    def cpu_seconds(self) -> list[float]:
+        """Each server's CPU seconds so far, in the order they started."""
+        return [server.cpu_seconds() for server in self.servers]
+
+
+def alternating(index: int, nodes: int) -> int:
+    """The node of client ``index``: a room's members alternate between the
+    nodes, so every room spans them all."""
+    return (index % ROOM_SIZE) % nodes
 
 
 # ---------------------------------------------------------------- deploying
@@ -86,15 +94,22 @@ async def deploy_chatsio(
     rooms: bool,
     nodes: int,
     redis: bool,
+    placement: Callable[[int, int], int],
 ) -> None:
     """Seed ``count`` users (one per client: a user may hold at most 20
-    connections), start the server(s), and start one chat per room over REST.
+    connections), start the server(s), and start one chat per room over REST;
+    ``placement(index, nodes)`` is the node client ``index`` connects to.
     The servers go into ``into`` before they start, so the caller stops them
-    even if this fails half-way."""
+    even if this fails half-way. With Redis, the run's channel is its own
+    (CHATSIO_REDIS_CHANNEL), so other users of that Redis do not reach it."""
     url = database_url(target, workdir)
-    extra = {"REDIS_URL": REDIS_URL} if redis else {}
+    extra = {}
+    if redis:
+        channel = f"bench-perf-{secrets.token_hex(4)}"
+        extra = {"REDIS_URL": REDIS_URL, "CHATSIO_REDIS_CHANNEL": channel}
     servers = [
-        chatsio_server(workdir, url, target.without, **extra) for _ in range(nodes)
+        chatsio_server(workdir, url, target.without, target.source, **extra)
+        for _ in range(nodes)
     ]
     into.servers.extend(servers)
     prefix = secrets.token_hex(3)  # runs against one PostgreSQL do not collide
@@ -109,8 +124,7 @@ async def deploy_chatsio(
         chat_ids = await create_chats(servers[0].url, chunks(names, ROOM_SIZE), tokens)
     into.clients = [
         {
-            # Members alternate between the nodes: every room spans both.
-            "url": servers[(index % ROOM_SIZE) % nodes].url,
+            "url": servers[placement(index, nodes)].url,
             "token": tokens[name],
             "room": chat_ids[index // ROOM_SIZE],
             "pos": index % ROOM_SIZE,
@@ -149,6 +163,7 @@ async def deployed(
     rooms: bool = True,
     nodes: int = 1,
     redis: bool = False,
+    placement: Callable[[int, int], int] = alternating,
 ):
     """Server(s) and a started generator holding ``count`` (unconnected)
     clients; everything is stopped on the way out, whatever happens."""
@@ -157,7 +172,14 @@ async def deployed(
     try:
         if target.kind == "chatsio":
             await deploy_chatsio(
-                deployment, target, workdir, count, rooms, nodes, redis or nodes > 1
+                deployment,
+                target,
+                workdir,
+                count,
+                rooms,
+                nodes,
+                redis or nodes > 1,
+                placement,
             )
         else:
             await deploy_peer(deployment, target, workdir, count)
@@ -220,7 +242,8 @@ def passes(step: dict) -> bool:
 async def measured_step(
     deployment: Deployment, generator: Generator, opts, rate: float, rooms: int
 ) -> dict:
-    """One step at ``rate`` deliveries/s, with the server CPU it cost."""
+    """One step at ``rate`` deliveries/s, with the server CPU it cost (in
+    all, and each server's seconds in ``server_cpu_each``)."""
     await wait_quiet(opts.quiet_timeout)
     before = deployment.cpu_seconds()
     started = time.monotonic()
@@ -232,12 +255,18 @@ async def measured_step(
         rooms=rooms,
         drain=opts.drain,
     )
-    cpu = deployment.cpu_seconds() - before
+    each = [
+        after - then
+        for after, then in zip(deployment.cpu_seconds(), before, strict=True)
+    ]
+    cpu = sum(each)
+    step["server_cpu_each"] = each
+    step["wall_s"] = time.monotonic() - started
     lagged = loop_lagged(step)
     step["loop_delayed"] = lagged and step["generator_cpu_pct"] >= LOOP_BUSY_CPU
     step["machine_busy"] = lagged and not step["loop_delayed"]
     step["server_cpu_s"] = cpu
-    step["server_cpu_pct"] = 100 * cpu / (time.monotonic() - started)
+    step["server_cpu_pct"] = 100 * cpu / step["wall_s"]
     step["cpu_us_per_delivery"] = 1e6 * cpu / max(1, step["delivered"])
     step["generator_limited"] = generator_limited(step)
     print("    " + describe_step(step))

@@ -72,6 +72,7 @@ function newStep() {
     messages: new Map(), // key -> bitmask of room positions that received it
     senderPos: new Map(), // key -> sender's room position
     delivered: 0,
+    deliveredByUrl: {}, // receiving client's server -> deliveries made there
     lastDelivery: 0,
     duplicates: 0,
     foreign: 0,
@@ -104,6 +105,7 @@ function onNotify(client, message) {
   }
   step.messages.set(key, mask | bit);
   step.delivered += 1;
+  step.deliveredByUrl[client.url] = (step.deliveredByUrl[client.url] || 0) + 1;
   step.lastDelivery = received;
   step.latencies.push(received - Number(parts[3]));
 }
@@ -319,6 +321,7 @@ function summary(sendInfo, targetRate, duration, usage, started) {
     ack_errors: step.ackErrors,
     expected,
     delivered: step.delivered,
+    delivered_by_url: step.deliveredByUrl,
     delivered_ratio: expected ? step.delivered / expected : 0,
     delivered_per_s: deliveryRate(started, duration),
     lost,
