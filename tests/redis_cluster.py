@@ -1,18 +1,23 @@
 """A three-master Redis Cluster on loopback for the cluster tests: started once
-per module, each master killed, restarted on its port or frozen at will."""
+per module, each master killed, restarted on its port or frozen at will; and
+``WholeCluster``, the cluster as the many-node tests' ``redis_server``."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import redis
 from conftest import unavailable
+
+from chatsio.transport.bus import default_channel
 
 START_TIMEOUT = 20.0
 COMMAND_TIMEOUT = 10.0
@@ -105,14 +110,17 @@ class RedisCluster:
                 raise TimeoutError(f"redis cluster {self.ports} not ready")
             time.sleep(0.05)
 
-    def kill(self, port: int) -> None:
+    def kill(self, port: int, signum: int = signal.SIGKILL) -> None:
         proc = self.procs[port]
-        proc.kill()
+        proc.send_signal(signum)
         proc.wait(COMMAND_TIMEOUT)
 
-    def restart(self, port: int) -> None:
-        """Start a killed master again on its port, then wait for the cluster."""
-        self.launch(port)
+    def revive(self) -> None:
+        """Start every killed master again on its port (same nodes.conf), then
+        wait for the cluster."""
+        for port, proc in self.procs.items():
+            if proc.poll() is not None:
+                self.launch(port)
         self.wait(self.ok)
 
     def freeze(self, port: int) -> None:
@@ -131,3 +139,76 @@ class RedisCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class WholeCluster:
+    """The cluster as one Redis, for tests written against ``RedisServer``
+    (tests/cluster.py): ``stop``, ``start``, ``freeze`` and ``thaw`` act on
+    every master; ``command`` asks every master and merges what they say into
+    the answer one Redis holding all their channels and clients would give."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self.cluster = cluster
+        self.url = cluster.url
+        # A plain Redis lists it under PUBSUB CHANNELS; a cluster shards it too.
+        self.broadcast = default_channel(cluster.url)
+
+    async def stop(self, signum: int = signal.SIGTERM) -> None:
+        for port in self.cluster.ports:
+            await asyncio.to_thread(self.cluster.kill, port, signum)
+
+    async def start(self) -> WholeCluster:
+        await asyncio.to_thread(self.cluster.revive)
+        return self
+
+    def freeze(self) -> None:
+        for port in self.cluster.ports:
+            self.cluster.freeze(port)
+
+    def thaw(self) -> None:
+        for port in self.cluster.ports:
+            self.cluster.thaw(port)
+
+    async def command(self, *args: str) -> str:
+        """redis-cli's answer, one item a line, for the commands the many-node
+        tests send: PUBSUB SHARDCHANNELS (the broadcast channel left out, as a
+        plain Redis does), PUBSUB SHARDNUMSUB, and counts such as CLIENT KILL."""
+        answers = await self._on_every_master(
+            lambda master: master.execute_command(*args)
+        )
+        asked = " ".join(args[:2]).upper()
+        if asked == "PUBSUB SHARDCHANNELS":
+            channels = set().union(*answers) - {self.broadcast}
+            return "\n".join(sorted(channels))
+        if asked == "PUBSUB SHARDNUMSUB":  # each master counts only its own
+            counts = Counter()
+            for answer in answers:
+                counts.update(dict(zip(answer[::2], answer[1::2], strict=True)))
+            return "\n".join(f"{channel}\n{counts[channel]}" for channel in args[2:])
+        if all(isinstance(answer, int) for answer in answers):
+            return str(sum(answers))
+        raise NotImplementedError(f"no merge of {args} over a cluster's masters")
+
+    async def clients(self) -> int:
+        """Connections the masters hold, the ones asking excluded."""
+        listings = await self._on_every_master(lambda master: master.client_list())
+        return sum(len(listing) - 1 for listing in listings)
+
+    async def _on_every_master(self, ask) -> list:
+        """``ask(client)`` on each master, in a thread (redis-py's sync client)."""
+
+        def each() -> list:
+            answers = []
+            for port in self.cluster.ports:
+                with redis.Redis(
+                    port=port, socket_timeout=COMMAND_TIMEOUT, decode_responses=True
+                ) as master:
+                    answers.append(ask(master))
+            return answers
+
+        return await asyncio.to_thread(each)
+
+    async def recover(self) -> None:
+        """Every master running and answering again, whatever a test left."""
+        self.thaw()
+        await self.start()
