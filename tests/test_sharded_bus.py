@@ -196,7 +196,9 @@ async def test_rooms_are_subscribed_in_batches_and_dropped_after_lingering(
         within=TIMEOUT,
     )
     assert time.monotonic() - left >= LINGER
-    assert await commands(redis_server, "sunsubscribe") == 1
+    # 49 rooms left within microseconds of each other: one command, or two
+    # when their lingers end either side of one of the syncer's rounds.
+    assert 1 <= await commands(redis_server, "sunsubscribe") <= 2
     assert await commands(redis_server, "ssubscribe") == 1
 
 
