@@ -90,6 +90,11 @@ def database_url(raw: str) -> str:
         raise ValueError("expected a URL such as sqlite:///chatsio.db")
     scheme = scheme.lower()
     if scheme in ("sqlite", "sqlite+aiosqlite"):
+        if rest.split("?")[0] in ("", "/", "/:memory:") or "mode=memory" in rest:
+            raise ValueError(
+                "an SQLite database in memory would lose every chat at a restart:"
+                " name a file, such as sqlite:///chatsio.db"
+            )
         return f"sqlite+aiosqlite://{rest}"
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
         if not urlsplit(raw).hostname and "host=" not in rest:

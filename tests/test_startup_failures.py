@@ -110,6 +110,14 @@ def test_sqlite_file_in_a_missing_directory(
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_database_in_memory_is_refused_in_one_line(tmp_path: Path, url: str) -> None:
+    """Everything stored would be gone at the next restart, and a second
+    process would see another database: chatsio names a file instead."""
+    line = assert_fails_with_one_line(run(tmp_path, "serve", DATABASE_URL=url))
+    assert "DATABASE_URL" in line and "in memory" in line
+
+
 @pytest.mark.parametrize(
     ("args", "settings", "key"),
     [
