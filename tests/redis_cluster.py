@@ -96,6 +96,15 @@ class RedisCluster:
             return False
         return True
 
+    def master_of(self, channel: str) -> int:
+        """The port of the master owning ``channel``'s slot."""
+        with redis.Redis(port=self.ports[0], socket_timeout=1) as r:
+            slot = r.execute_command("CLUSTER", "KEYSLOT", channel)
+            ranges = r.execute_command("CLUSTER", "SLOTS")
+        return next(
+            master[1] for first, last, master, *_ in ranges if first <= slot <= last
+        )
+
     def ok(self) -> bool:
         """Whether every master says ``cluster_state:ok``."""
         try:

@@ -19,8 +19,8 @@ from cluster import RedisServer, device, register, wait_until
 from conftest import TIMEOUT
 from test_cluster import call_ok
 
-from chatsio.protocol import CHAT, CONTROL, NOTIFY, chat_room
-from chatsio.transport import DeliveryLedger
+from chatsio.protocol import CHAT, CONTROL, NOTIFY, TERMINATE, chat_room, user_room
+from chatsio.transport import DeliveryLedger, ledger
 
 # The fixtures of the fault tests: a private Redis (thawed at the end), the
 # two nodes on it, the peers closed at the end.
@@ -179,3 +179,32 @@ def test_the_ledger_passes_each_seq_of_a_joined_room_once_in_any_order():
     assert ledger.floors([room]) == {"c": 8}
     ledger.forget(room)
     assert ledger.floors([room]) == {}
+
+
+def test_the_ledger_keeps_the_chats_closed_here_before_their_terminate(monkeypatch):
+    """A remote close of a room whose chat's ``terminate`` did not come first
+    leaves the chat to the next catch-up, until it comes or a catch-up ends it;
+    the oldest go past CHATS_KEPT."""
+    monkeypatch.setattr(ledger, "CHATS_KEPT", 3)
+    kept = DeliveryLedger()
+
+    def terminate(chat_id: str) -> bool:
+        data = {"id": chat_id, "by": "alice"}
+        return kept.admit(TERMINATE, data, CONTROL, user_room("bob"))
+
+    for chat_id in ("told", "untold", "late", "other"):
+        kept.joined(chat_room(chat_id), 0)
+    assert terminate("told")
+    for chat_id in ("told", "untold", "late"):
+        kept.closed_elsewhere(chat_room(chat_id))
+    kept.closed_elsewhere(chat_room("never-joined-here"))
+    assert list(kept.unterminated) == ["untold", "late"]
+    assert terminate("late")  # it came after all
+    assert list(kept.unterminated) == ["untold"]
+    kept.end("untold")  # a catch-up ended it here: a late live copy is dropped
+    assert list(kept.unterminated) == []
+    assert not terminate("untold")
+    for chat_id in ("a", "b", "c", "d"):
+        kept.joined(chat_room(chat_id), 0)
+        kept.closed_elsewhere(chat_room(chat_id))
+    assert list(kept.unterminated) == ["b", "c", "d"]

@@ -41,7 +41,7 @@ import asyncio
 import pytest
 import test_cluster
 import test_faults
-from cluster import running_nodes, wait_until
+from cluster import wait_until
 from conftest import TIMEOUT
 from helpers import say
 from redis_cluster import RedisCluster, WholeCluster, require_redis_tools
@@ -75,9 +75,17 @@ from test_sharded_bus import (  # noqa: F401 -- collected again, on the cluster
     test_a_restarted_redis_has_every_subscription_back_within_5s,
 )
 
-peers = test_cluster.peers
+from chatsio.protocol import chat_room, user_room
+from chatsio.transport.bus import default_channel
+from chatsio.transport.channels import room_channel
+from chatsio.transport.redis_clients import SILENCE_LIMIT
+
+# test_cluster's: the two nodes on this module's ``redis_server``, the peers.
+nodes, peers = test_cluster.nodes, test_cluster.peers
 
 OUTAGE = 3.0  # seconds: shorter than cluster-node-timeout, as a quick restart
+# Long enough for a node to give up on a frozen master's pub/sub connection.
+PAST_SILENCE = 2 * SILENCE_LIMIT
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +103,6 @@ async def redis_server(redis_cluster):
     whole = WholeCluster(redis_cluster)
     yield whole
     await whole.recover()
-
-
-@pytest.fixture
-async def nodes(tmp_path, postgres_url, redis_server):
-    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_server.url}
-    async with running_nodes(tmp_path, env) as started:
-        yield started
 
 
 @pytest.fixture
@@ -150,29 +151,13 @@ async def master_frozen(cluster: RedisCluster, port: int, seconds: float) -> Non
     cluster.thaw(port)
 
 
-# A known defect, not yet fixed (issue 19 stays open on it): with one master
-# of several out, the other node's member sometimes never gets the /control
-# terminate made during the outage (check_recovery's wait for it times out;
-# seen in 2 of about 8 runs, on a loaded machine). The likely cause, not yet
-# confirmed: a batch published during the outage reaches the other masters'
-# channels and not that one's; if the chat's close_room got through and its
-# terminate did not, the other node no longer hosts the chat's room, so its
-# catch-up does not look at that chat. Which channels land on the master that
-# is out depends on the random chat ids.
-PARTIAL_BATCH = pytest.mark.xfail(
-    strict=False,
-    reason="/control terminate made while one master is out can be lost "
-    "(issue 19, open)",
-)
-
-
 @pytest.mark.parametrize(
     ("outage", "shard"),
     [
-        pytest.param(master_killed, 0, marks=PARTIAL_BATCH),
-        pytest.param(master_killed, 1, marks=PARTIAL_BATCH),
-        pytest.param(master_killed, 2, marks=PARTIAL_BATCH),
-        pytest.param(master_frozen, 1, marks=PARTIAL_BATCH),
+        (master_killed, 0),
+        (master_killed, 1),
+        (master_killed, 2),
+        (master_frozen, 1),
     ],
     ids=["killed-0", "killed-1", "killed-2", "frozen-1"],
 )
@@ -184,4 +169,25 @@ async def test_a_master_outage_degrades_and_recovers(
     room = await QuietChats(nodes, peers).open()
     port = redis_cluster.ports[shard]
     await check_recovery(room, lambda s: outage(redis_cluster, port, s), OUTAGE)
+    assert redis_cluster.ok()
+
+
+async def test_a_chat_ended_in_an_outage_of_a_members_master_ends_for_him(
+    nodes, peers, redis_cluster
+):
+    """A batch reaching some masters only: alice ends a chat while the master
+    of bob's /control channel is frozen past the bus's silence limit, the
+    chat's own channel being on another master. Node b hears the chat's room
+    close and never bob's terminate (node b's pub/sub to that master is gone
+    when it thaws); its catch-up ends the chat for bob all the same."""
+    room = await QuietChats(nodes, peers).open()
+    broadcast = default_channel(redis_cluster.url)
+    bobs = redis_cluster.master_of(room_channel(broadcast, user_room("bob")))
+    while (
+        redis_cluster.master_of(room_channel(broadcast, chat_room(room.ending))) == bobs
+    ):
+        room.ending = await room.start()
+    await check_recovery(
+        room, lambda s: master_frozen(redis_cluster, bobs, s), PAST_SILENCE
+    )
     assert redis_cluster.ok()

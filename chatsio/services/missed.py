@@ -36,6 +36,14 @@ class MissedMessages:
                 last = page[-1].message
                 pending[last.chat_id] = last.seq
 
+    async def ending(self, chat_id: str) -> tuple[bool, str | None]:
+        """Whether the chat has ended, and who ended it: its state as read
+        with its first message (an ended chat has its end notice at least)."""
+        first = await self.storage.messages.missed({chat_id: 0}, 1)
+        if not first:
+            return False, None
+        return not first[0].chat_active, first[0].ended_by
+
     async def members(self, chat_id: str) -> tuple[str, ...]:
         """The chat's members now (none when there is no such chat)."""
         chat = await self.storage.chats.get(chat_id)

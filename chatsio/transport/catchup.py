@@ -8,6 +8,9 @@ what the ``DeliveryLedger`` says was delivered here, and delivers them to
 this node's sockets only, the ledger dropping any that also came live. A chat
 found ended meanwhile is ended here as the live path would have: its
 members' ``/control`` sockets get ``terminate`` and its room is closed, once.
+So is a chat whose room another node closed here while its ``terminate``
+never came (the ledger's ``unterminated``: the close and the ``terminate``
+crossed on different Redis Cluster masters, one of them out).
 """
 
 from __future__ import annotations
@@ -66,12 +69,27 @@ class CatchUp:
                 read += 1
         for chat_id, by in ended.items():
             await self.end(chat_id, by)
+        closed = await self.end_unterminated()
         logger.info(
-            "caught up after a redis outage: %d chats, %d messages read, %d ended",
+            "caught up after a redis outage: %d chats, %d messages read, "
+            "%d ended, %d closed without their terminate",
             len(floors),
             read,
             len(ended),
+            closed,
         )
+
+    async def end_unterminated(self) -> int:
+        """End here the chats whose room another node closed here while
+        their ``terminate`` never came; how many there were."""
+        unterminated = self.manager.chatsio_ledger.unterminated
+        chats = list(unterminated)
+        for chat_id in chats:
+            done, by = await self.missed.ending(chat_id)
+            if done and chat_id in unterminated:  # still not come live
+                await self.end(chat_id, by)
+            unterminated.pop(chat_id, None)
+        return len(chats)
 
     async def end(self, chat_id: str, by: str | None) -> None:
         """End the chat here, as ``ChatService.end`` would have."""

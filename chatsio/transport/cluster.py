@@ -129,7 +129,10 @@ class ClusterFanout(DirectFanout):
                 skip_sid=message.get("skip_sid"),
             )
         elif method == "close_room":
-            await super().close_room(message.get("room"), namespace)
+            room = message.get("room")
+            if isinstance(room, str):
+                self.chatsio_ledger.closed_elsewhere(room)
+            await super().close_room(room, namespace)
         elif method == "leave_room" and message.get("holders") is not None:
             await super().chatsio_evict(message["room"], message["holders"], namespace)
         elif method == CATCH_UP and self._chatsio_catch_up is not None:
