@@ -25,6 +25,7 @@ from chatsio.protocol import KIND_MESSAGE, now_ms
 from chatsio.services.allowance import MessageAllowance
 from chatsio.services.chats import ChatService
 from chatsio.services.messages import MessageService
+from chatsio.services.presence import LocalDirectory, PresenceService
 from chatsio.storage import Storage, open_storage
 
 WAVE = 500
@@ -76,6 +77,9 @@ def service_send(storage: Storage):
         storage,
         Silent(),
         metrics,
+        PresenceService(
+            storage, Silent(), LocalDirectory(), grace=config.presence_grace
+        ),
         chats_per_minute=config.chats_per_minute,
         invites_per_minute=config.invites_per_minute,
     )

@@ -18,6 +18,7 @@ from chatsio.api import (
     notifications,
     openapi,
     pages,
+    presence,
 )
 from chatsio.api.connections import ConnectionGuard, guard_connections
 from chatsio.api.cors import setup_cors
@@ -43,7 +44,10 @@ from chatsio.transport import (
     ChatsioServer,
     ClusterFanout,
     DirectFanout,
+    PresenceCatchUp,
+    ReadCatchUp,
     RedisBus,
+    RedisDirectory,
     abort_websocket,
 )
 
@@ -127,6 +131,7 @@ def create_app(config: Config) -> web.Application:
         chats,
         files,
         notifications,
+        presence,
         health,
         metrics,
         openapi,
@@ -152,6 +157,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         config,
         metrics,
         redis_probe=cluster.chatsio_bus.probe if cluster else None,
+        presence_directory=(
+            RedisDirectory(cluster.chatsio_bus.target, cluster.chatsio_bus.channel)
+            if cluster
+            else None
+        ),
     )
     app[services_key] = services
     allowance = Allowance(
@@ -165,20 +175,34 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     for namespace in namespaces:
         sio.register_namespace(namespace)
+    await services.presence.start()
     account_checks = asyncio.create_task(
         check_accounts(namespaces, ACCOUNT_CHECK_EVERY)
     )
     logger.info("database ready: %s", storage.engine.url.render_as_string())
     if cluster:
         metrics.count_bus(cluster.chatsio_bus.received)
-        catch_up = CatchUp(cluster, MissedMessages(storage))
-        await cluster.chatsio_start(catch_up.schedule, within=2.0)
+        catch_up = CatchUp(
+            cluster,
+            MissedMessages(storage),
+            ReadCatchUp(cluster, services.reads),
+            services.chats,
+        )
+        presence_catch_up = PresenceCatchUp(cluster, services.presence)
+
+        def bus_recovered() -> None:  # what crossed meanwhile may be lost
+            catch_up.schedule()
+            presence_catch_up.schedule()
+
+        await cluster.chatsio_start(bus_recovered, within=2.0)
     yield
     account_checks.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await account_checks
+    await services.presence.aclose()  # while the database and the bus are open
     if cluster:
         await catch_up.aclose()
+        await presence_catch_up.aclose()
         await cluster.chatsio_bus.aclose()
     services.identity.close()  # the password hashing threads
     await storage.close()

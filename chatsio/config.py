@@ -71,6 +71,9 @@ class Config:
     # permessage-deflate costs ~90 KB of zlib state per WebSocket and CPU per
     # frame; chat frames are small, so it is off unless asked for.
     ws_compression: bool = False
+    # Seconds between a user's last /control connection closing and their
+    # going offline: a reload or a short drop is no change (services/presence.py).
+    presence_grace: float = 5.0
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Return a copy with command-line values applied, each checked like env."""
@@ -297,6 +300,7 @@ SETTINGS = (
     ),
     Setting("log_level", "CHATSIO_LOG_LEVEL", log_level),
     Setting("ws_compression", "CHATSIO_WS_COMPRESSION", boolean),
+    Setting("presence_grace", "CHATSIO_PRESENCE_GRACE", bounded_float(0, 600)),
 )
 SETTINGS_BY_FIELD = {setting.field: setting for setting in SETTINGS}
 

@@ -15,6 +15,8 @@ TERMINATE = "terminate"
 LEFT = "left"
 NOTIFY = "notify"
 TYPING = "typing"
+READ = "read"  # also a /chat client event
+PRESENCE = "presence"
 
 # Client events that only the server's own connection logic may run.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
@@ -30,6 +32,7 @@ JOIN_RECENT = 50
 SINCE_MAX = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 50, 100
 REST_PAGE_MAX = 1000
+PRESENCE_NAMES_MAX = 100
 FILE_NAME_MAX = 255
 SEQ_MAX = 2**31 - 1
 

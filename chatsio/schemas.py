@@ -87,6 +87,16 @@ class Limit(validate.Length):
         return super().__call__(value)
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer as JSON Schema counts one: 3 or 3.0, never 3.5 or true
+    (REST bodies are checked against the OpenAPI document's schemas)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def seq_field(**kwargs) -> fields.Integer:
     return fields.Integer(
         strict=True, validate=validate.Range(0, protocol.SEQ_MAX), **kwargs
@@ -233,6 +243,42 @@ class MessagesQuery(InSchema):
     )
 
 
+class Usernames(Text):
+    """Comma-separated usernames (a query parameter): a list without repeats."""
+
+    def __init__(self, *, max_items: int, **kwargs):
+        # What OpenAPI says of it; each name is checked as a username below.
+        name = rf"[A-Za-z0-9_.-]{{1,{protocol.USERNAME_MAX}}}"
+        pattern = rf"^{name}(,{name}){{0,{max_items - 1}}}$"
+        super().__init__(metadata={"pattern": pattern}, **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        names = super()._deserialize(value, attr, data, **kwargs).split(",")
+        if len(names) > self.max_items:
+            raise ValidationError(f"{OVER_LIMIT}at most {self.max_items} names.")
+        username = username_field()
+        return list(dict.fromkeys(username.deserialize(name) for name in names))
+
+
+class PresenceQuery(InSchema):
+    """Query of ``GET /api/presence``."""
+
+    users = Usernames(max_items=protocol.PRESENCE_NAMES_MAX, required=True)
+
+
+class ReadMarkIn(InSchema):
+    """The body of ``POST /api/chats/{id}/read``."""
+
+    seq = WholeNumber(
+        strict=True, required=True, validate=validate.Range(0, protocol.SEQ_MAX)
+    )
+
+
+class ReadIn(ChatRefIn, ReadMarkIn):
+    """``/chat read``: the member has read up to ``seq``."""
+
+
 class HistoryIn(ChatRefIn):
     before = seq_field(load_default=None)
     limit = fields.Integer(
@@ -249,6 +295,21 @@ class ChatOut(Schema):
     created_by = fields.String()
     created_at = fields.Function(lambda chat: protocol.iso(chat.created_at))
     active = fields.Boolean()
+    read_seq = fields.Integer()
+    unread = fields.Integer()
+    reads = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class PresenceOut(Schema):
+    """The protocol's Presence."""
+
+    user = fields.String()
+    online = fields.Boolean()
+    last_seen = fields.Function(
+        lambda presence: (
+            None if presence.last_seen is None else protocol.iso(presence.last_seen)
+        )
+    )
 
 
 class MessageOut(Schema):
@@ -316,6 +377,10 @@ file_in = FileIn()
 notification_in = NotificationIn()
 messages_query = MessagesQuery()
 history_in = HistoryIn()
+read_in = ReadIn()
+read_mark_in = ReadMarkIn()
+presence_query = PresenceQuery()
+presence_out = PresenceOut()
 chat_out = ChatOut()
 message_out = MessageOut()
 
@@ -415,6 +480,12 @@ class NoticeOut(Schema):
     text = fields.String()
     id = fields.String(allow_none=True)
     ts = fields.String()
+
+
+class ReadStateOut(Schema):
+    """``POST /api/chats/{id}/read``'s reply: the caller's mark now."""
+
+    read_seq = fields.Integer()
 
 
 class HealthOut(Schema):

@@ -21,10 +21,23 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def assert_chat_shape(chat: dict) -> None:
-    assert set(chat) == {"id", "title", "members", "created_by", "created_at", "active"}
+    assert set(chat) == {
+        "id",
+        "title",
+        "members",
+        "created_by",
+        "created_at",
+        "active",
+        "read_seq",
+        "unread",
+        "reads",
+    }
     assert str(uuid.UUID(chat["id"])) == chat["id"]
     assert ISO_MS.match(chat["created_at"]), chat["created_at"]
     assert chat["created_by"] in chat["members"]
+    assert list(chat["reads"]) == chat["members"]
+    marks = [chat["read_seq"], chat["unread"], *chat["reads"].values()]
+    assert all(type(n) is int and n >= 0 for n in marks), chat
 
 
 def assert_message_shape(message: dict) -> None:

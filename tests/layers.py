@@ -41,14 +41,17 @@ INSIDE = {
             "junk",
             "ledger",
             "redis_clients",
+            "rerun",
             "websocket",
         },
         {"engine"},  # websocket
         {"server"},  # attachments, engine, fastjson, junk
         {"fanout"},  # engine, server
         {"bus"},  # channels, fastjson, redis_clients
-        {"cluster", "pieces"},  # bus, fanout, ledger; engine, fanout, server
-        {"catchup"},  # cluster
+        # bus, fanout, ledger; engine, fanout, server; bus, redis_clients
+        {"cluster", "pieces", "presence"},
+        {"read_catchup", "presence_catchup"},  # cluster
+        {"catchup"},  # cluster, ledger, read_catchup, rerun
         {"__init__"},  # what the rest of chatsio may import
     ],
     "sockets": [

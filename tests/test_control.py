@@ -36,8 +36,13 @@ async def test_start_acks_the_chat_and_invites_every_other_device(chatsio):
     assert chat["members"] == ["alice", "bob"]
     assert chat["created_by"] == "alice" and chat["title"] == "lunch"
     assert chat["active"] is True
-    for device in (alice2, bob1, bob2):
-        assert await device.next(CONTROL, "invite") == {"chat": chat, "by": "alice"}
+    online = {"online": True, "last_seen": None}
+    for device, other in ((alice2, "bob"), (bob1, "alice"), (bob2, "alice")):
+        assert await device.next(CONTROL, "invite") == {
+            "chat": chat,
+            "by": "alice",
+            "presence": [{"user": other, **online}],
+        }
 
     # Barrier: a chat started from alice2 reaches alice1 and carol; had the
     # first invite gone to alice1 or carol, it would be queued ahead of it.

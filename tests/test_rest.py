@@ -349,8 +349,14 @@ async def test_start_over_rest_invites_every_device_of_every_member(chatsio, tok
     assert chat["members"] == ["alice", "bob"] and chat["created_by"] == "alice"
     assert chat["title"] == "lunch" and chat["active"] is True
     # A REST call has no origin connection: the creator's devices are invited too.
-    for device in (alice1, alice2, bob1, bob2):
-        assert await device.next(CONTROL, "invite") == {"chat": chat, "by": "alice"}
+    online = {"online": True, "last_seen": None}
+    for device, other in ((alice1, "bob"), (alice2, "bob"), (bob1, "alice")):
+        assert await device.next(CONTROL, "invite") == {
+            "chat": chat,
+            "by": "alice",
+            "presence": [{"user": other, **online}],
+        }
+    assert (await bob2.next(CONTROL, "invite"))["chat"] == chat
 
     # Barrier: carol's first invite is to a chat she is in, not alice and bob's.
     second = assert_ok(
@@ -359,7 +365,11 @@ async def test_start_over_rest_invites_every_device_of_every_member(chatsio, tok
         ),
         201,
     )
-    assert await carol.next(CONTROL, "invite") == {"chat": second, "by": "bob"}
+    assert await carol.next(CONTROL, "invite") == {
+        "chat": second,
+        "by": "bob",
+        "presence": [{"user": "bob", **online}],
+    }
     assert second["title"] is None
 
     # The same rows as a /control start: welcome, the listings, join.

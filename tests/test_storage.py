@@ -185,7 +185,10 @@ async def test_chats_create_and_get(store: Storage) -> None:
     assert chat.title == "plans" and chat.created_by == "alice"
     assert chat.active and chat.created_at == 1234
     got = await store.chats.get(chat.id)
-    assert got == Chat(chat.id, "plans", ("alice", "bob", "carol"), "alice", 1234, True)
+    names = ("alice", "bob", "carol")
+    nothing_read = dict.fromkeys(names, 0)
+    assert got == Chat(chat.id, "plans", names, "alice", 1234, True, nothing_read)
+    assert got == chat
     assert await store.chats.get(str(uuid.uuid4())) is None
 
 

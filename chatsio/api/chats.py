@@ -14,6 +14,7 @@ from chatsio.schemas import (
     message_in,
     message_out,
     messages_query,
+    read_mark_in,
     start_in,
 )
 
@@ -44,10 +45,10 @@ async def start_chat(request: web.Request) -> web.Response:
     """Start a chat: the same as /control start"""
     user = await caller(request)
     body = load(start_in, await read_json(request))
-    chat = await request.app[services_key].chats.start(
+    started = await request.app[services_key].chats.start(
         user, body["members"], body["title"]
     )
-    return web.json_response(chat_out.dump(chat), status=201)
+    return web.json_response(chat_out.dump(started.chat), status=201)
 
 
 @routes.get("/api/chats/{id}")
@@ -72,6 +73,16 @@ async def leave_chat(request: web.Request) -> web.Response:
     user = await caller(request)
     await request.app[services_key].chats.leave(user, chat_id_of(request))
     return web.Response(status=204)
+
+
+@routes.post("/api/chats/{id}/read")
+async def read_chat(request: web.Request) -> web.Response:
+    """Move the caller's read mark forward: the same as /chat read"""
+    user = await caller(request)
+    chat_id = chat_id_of(request)
+    body = load(read_mark_in, await read_json(request))
+    mark = await request.app[services_key].reads.read(user, chat_id, body["seq"])
+    return web.json_response({"read_seq": mark})
 
 
 @routes.get("/api/chats/{id}/messages")

@@ -42,6 +42,9 @@ from chatsio.schemas import (
     MessageOut,
     NoticeOut,
     NotificationIn,
+    PresenceOut,
+    ReadMarkIn,
+    ReadStateOut,
     StartIn,
     Text,
     TokenOut,
@@ -70,6 +73,7 @@ SHAPES = {
     (MessageOut, "file"): {
         "anyOf": [{"$ref": "#/components/schemas/File"}, {"type": "null"}]
     },
+    (PresenceOut, "last_seen"): {"anyOf": [ISO_UTC, {"type": "null"}]},
 }
 # Component name of each schema, after docs/protocol.md's Shapes where it has one.
 COMPONENTS = {
@@ -82,9 +86,12 @@ COMPONENTS = {
     "Token": TokenOut,
     "Me": MeOut,
     "Notice": NoticeOut,
+    "Presence": PresenceOut,
+    "ReadState": ReadStateOut,
     "Health": HealthOut,
     "Credentials": CredentialsIn,
     "NewChat": StartIn,
+    "ReadMark": ReadMarkIn,
     "NewMessage": MessageIn,
     "NewNotification": NotificationIn,
 }

@@ -15,7 +15,7 @@ from chatsio.errors import (
     TooLarge,
     Unauthorized,
 )
-from chatsio.schemas import MessagesQuery
+from chatsio.schemas import MessagesQuery, PresenceQuery
 
 BEARER = [{"bearerAuth": []}]
 UUID = {"type": "string", "format": "uuid"}
@@ -27,7 +27,8 @@ FAILURES: dict[type[ChatsioError], str] = {
     NotFound: "no such chat, user or file",
     Conflict: "the username is taken",
     Terminated: "the chat has ended",
-    TooLarge: "a text, title or member list is over its limit, or the body over 1 MiB",
+    TooLarge: "a text, title, member list or list of names is over its limit, "
+    "or the body over 1 MiB",
     RateLimited: "over an allowance; `Retry-After` says in how many seconds to retry",
 }
 FAILURE_BY_STATUS = {error.status: error for error in FAILURES}
@@ -162,6 +163,19 @@ def chat_paths() -> dict:
                 "ended chat may be left too: it drops out of the caller's list.",
             ),
         },
+        "/api/chats/{id}/read": {
+            "parameters": [chat_id],
+            "post": operation(
+                "readChat",
+                "Move the caller's read mark forward: the same as /chat read",
+                {"200": reply("the caller's mark now", "ReadState")},
+                (400, 403, 404),
+                description="The mark only moves forward, to the chat's last "
+                "`seq` at most; ended chats too. When it moves, `read` goes to "
+                "the chat's room and to the caller's /control sockets.",
+                requestBody=json_body("ReadMark", {"seq": 42}),
+            ),
+        },
         "/api/chats/{id}/messages": {
             "parameters": [chat_id],
             "get": operation(
@@ -224,6 +238,18 @@ def service_paths() -> dict:
                 description="Admins only. Without `id`, a global notice to every "
                 "/control socket; with `id`, a message stored in that chat.",
                 requestBody=json_body("NewNotification", {"text": "back at 10"}),
+            )
+        },
+        "/api/presence": {
+            "get": operation(
+                "presence",
+                "The presence of named users who share an active chat with you",
+                {"200": reply("their presence", listing("Presence"))},
+                (400, 413),
+                description="`users`: 1 to 100 comma-separated usernames. Only "
+                "the users sharing an active chat with the caller are in the "
+                "reply; the others, unknown names included, are left out.",
+                parameters=[{"in": "query", "schema": PresenceQuery}],
             )
         },
         "/api/health": {

@@ -15,6 +15,12 @@ from chatsio.services.identity import Identity
 from chatsio.services.messages import MessageService
 from chatsio.services.notifications import NotificationService
 from chatsio.services.passwords import PasswordPool
+from chatsio.services.presence import (
+    LocalDirectory,
+    PresenceDirectory,
+    PresenceService,
+)
+from chatsio.services.reads import ReadService
 from chatsio.services.throttle import Gatekeeper
 from chatsio.storage import Storage
 
@@ -28,6 +34,8 @@ class Services:
     messages: MessageService
     notifications: NotificationService
     health: HealthService
+    presence: PresenceService
+    reads: ReadService
 
 
 async def create_identity(storage: Storage, config: Config) -> Identity:
@@ -55,12 +63,22 @@ async def create_services(
     config: Config,
     metrics: Metrics,
     redis_probe: Probe | None = None,
+    presence_directory: PresenceDirectory | None = None,
 ) -> Services:
+    """``presence_directory``: where presence is kept deployment-wide; by
+    default in this process (a deployment of one)."""
     identity = await create_identity(storage, config)
+    presence = PresenceService(
+        storage,
+        emitter,
+        presence_directory or LocalDirectory(),
+        grace=config.presence_grace,
+    )
     chats = ChatService(
         storage,
         emitter,
         metrics,
+        presence,
         chats_per_minute=config.chats_per_minute,
         invites_per_minute=config.invites_per_minute,
     )
@@ -75,4 +93,5 @@ async def create_services(
     )
     notifications = NotificationService(emitter, messages)
     health = HealthService(storage, redis_probe)
-    return Services(identity, chats, messages, notifications, health)
+    reads = ReadService(storage, emitter, chats)
+    return Services(identity, chats, messages, notifications, health, presence, reads)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from chatsio.errors import (
     Forbidden,
@@ -26,11 +28,18 @@ from chatsio.protocol import (
     now_ms,
     user_room,
 )
-from chatsio.schemas import chat_out, message_out
+from chatsio.schemas import chat_out, message_out, presence_out
 from chatsio.services.buckets import Buckets, Rate
 from chatsio.services.emitter import Emitter
+from chatsio.services.presence import Presence, PresenceService
 from chatsio.storage import Storage
-from chatsio.storage.records import Chat, Message
+from chatsio.storage.records import Access, Chat, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    chat: Chat
+    presence: list[Presence]  # the other members', as the starter sees them
 
 
 class ChatService:
@@ -39,6 +48,7 @@ class ChatService:
         storage: Storage,
         emitter: Emitter,
         metrics: Metrics,
+        presence: PresenceService,
         *,
         chats_per_minute: int,
         invites_per_minute: int,
@@ -46,6 +56,7 @@ class ChatService:
         self.storage = storage
         self.emitter = emitter
         self.metrics = metrics
+        self.presence = presence
         self.started = Buckets(Rate.per_minute(chats_per_minute))
         self.invited = Buckets(Rate.per_minute(invites_per_minute))
 
@@ -55,11 +66,12 @@ class ChatService:
         members: list[str],
         title: str | None,
         origin: str | None = None,
-    ) -> Chat:
+    ) -> Started:
         """Create a chat of ``user`` and ``members``; invite every member's devices.
 
         ``origin`` is the /control socket that asked, which gets the chat in its
-        ack instead of an invite.
+        ack instead of an invite. Each member gets an invite of their own: the
+        others' presence, which they may see now that they share the chat.
         """
         others = [name for name in dict.fromkeys(members) if name != user]
         if not others:
@@ -76,14 +88,39 @@ class ChatService:
         chat = await self.storage.chats.create(
             str(uuid.uuid4()), title, user, [user, *others], now_ms()
         )
-        await self.emitter.emit(
-            INVITE,
-            {"chat": chat_out.dump(chat), "by": user},
-            namespace=CONTROL,
-            room=[user_room(name) for name in chat.members],
-            skip_sid=origin,
-        )
-        return chat
+        # The chat as each member sees it: for a chat just made, the same for
+        # everyone (every mark 0, nothing unread).
+        shown = chat_out.dump(chat)
+        presence = await self.presence.among(chat.members)
+        for name in chat.members:
+            await self.emitter.emit(
+                INVITE,
+                invitation(shown, user, presence_for(name, presence)),
+                namespace=CONTROL,
+                room=user_room(name),
+                skip_sid=origin,
+            )
+        return Started(chat, presence_for(user, presence))
+
+    async def invitations(
+        self, chat_id: str, names: Collection[str]
+    ) -> dict[str, dict]:
+        """The ``invite`` each of ``names`` would get for the chat now, by
+        name: the chat as they see it, its starter, the others' presence.
+        Only members get one, and only while the chat is active."""
+        found: dict[str, dict] = {}
+        presence: dict[str, Presence] | None = None
+        for name in names:
+            chat = await self.storage.chats.get(chat_id, viewer=name)
+            if chat is None or not chat.active or name not in chat.members:
+                continue
+            if presence is None:
+                presence = await self.presence.among(chat.members)
+            shown = chat_out.dump(chat)
+            found[name] = invitation(
+                shown, chat.created_by, presence_for(name, presence)
+            )
+        return found
 
     def charge(self, user: str, invited: int) -> None:
         """Spend one started chat and ``invited`` invitations of the user's
@@ -184,8 +221,8 @@ class ChatService:
         return notice
 
     async def get(self, user: str, chat_id: str) -> Chat:
-        """The chat, for its members only."""
-        chat = await self.storage.chats.get(chat_id)
+        """The chat as ``user`` sees it, for its members only."""
+        chat = await self.storage.chats.get(chat_id, viewer=user)
         if chat is None:
             raise NotFound("no such chat")
         if user not in chat.members:
@@ -195,8 +232,9 @@ class ChatService:
     async def of_user(self, user: str, *, active_only: bool = False) -> list[Chat]:
         return await self.storage.chats.for_user(user, active_only=active_only)
 
-    async def require_member(self, user: str, chat_id: str, *, active: bool) -> None:
-        """Raise unless ``user`` is a member (and, with ``active``, the chat is on)."""
+    async def require_member(self, user: str, chat_id: str, *, active: bool) -> Access:
+        """Raise unless ``user`` is a member (and, with ``active``, the chat is
+        on); what they may do, and their read mark."""
         access = await self.storage.chats.access(chat_id, user)
         if not access.exists:
             raise NotFound("no such chat")
@@ -204,3 +242,19 @@ class ChatService:
             raise Forbidden("you are not a member of this chat")
         if active and not access.active:
             raise Terminated()
+        return access
+
+
+def invitation(shown: dict, by: str, presence: list[Presence]) -> dict:
+    """An ``invite``: the chat as dumped for its recipient, who started it,
+    and the presence of its other members."""
+    return {
+        "chat": shown,
+        "by": by,
+        "presence": presence_out.dump(presence, many=True),
+    }
+
+
+def presence_for(viewer: str, presence: dict[str, Presence]) -> list[Presence]:
+    """Everyone's presence but the viewer's own, by name."""
+    return [presence[name] for name in sorted(presence) if name != viewer]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 from chatsio.storage import Storage
-from chatsio.storage.records import Missed
+from chatsio.storage.records import ChatChange, Missed
 
 CHATS_PER_QUERY = 500
 MESSAGES_PER_QUERY = 1000
+USERS_PER_QUERY = 500
 
 
 class MissedMessages:
@@ -48,3 +49,14 @@ class MissedMessages:
         """The chat's members now (none when there is no such chat)."""
         chat = await self.storage.chats.get(chat_id)
         return chat.members if chat else ()
+
+    async def changed(
+        self, since: int, users: Collection[str]
+    ) -> AsyncIterator[list[ChatChange]]:
+        """The chats started or ended at ``since`` (ms) or later, once for
+        each of their members among ``users``: a page per query of at most
+        USERS_PER_QUERY users."""
+        names = list(users)
+        for start in range(0, len(names), USERS_PER_QUERY):
+            page = names[start : start + USERS_PER_QUERY]
+            yield await self.storage.chats.changed(since, page)

@@ -1,4 +1,4 @@
-"""The /chat namespace: rooms, messages, typing and history."""
+"""The /chat namespace: rooms, messages, typing, read marks and history."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from chatsio.schemas import (
     load,
     message_out,
     notify_in,
+    read_in,
 )
 from chatsio.sockets.base import BaseNamespace
 
@@ -64,6 +65,14 @@ class ChatNamespace(BaseNamespace):
             user, chat_id, origin=sid, joined=self._chatsio_joined(sid, chat_id)
         )
         return {}
+
+    async def on_read(self, sid: str, user: str, payload: Any) -> dict:
+        """read: move the user's read mark forward."""
+        request = load(read_in, payload)
+        mark = await self.chatsio_services.reads.read(
+            user, request["id"], request["seq"], origin=sid
+        )
+        return {"read_seq": mark}
 
     def _chatsio_joined(self, sid: str, chat_id: str) -> bool:
         """Whether the socket is in the chat's room (where join put it after

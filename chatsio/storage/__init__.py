@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chatsio.storage.chats import ChatStore
 from chatsio.storage.database import create_engine, create_schema
 from chatsio.storage.messages import MessageStore
+from chatsio.storage.reads import ReadStore
 from chatsio.storage.users import UserStore
 
 
@@ -19,6 +20,7 @@ class Storage:
     users: UserStore
     chats: ChatStore
     messages: MessageStore
+    reads: ReadStore
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
@@ -38,4 +40,10 @@ async def open_storage(url: str) -> Storage:
     except BaseException:
         await engine.dispose()
         raise
-    return Storage(engine, UserStore(engine), ChatStore(engine), MessageStore(engine))
+    return Storage(
+        engine,
+        UserStore(engine),
+        ChatStore(engine),
+        MessageStore(engine),
+        ReadStore(engine),
+    )

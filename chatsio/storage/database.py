@@ -131,7 +131,7 @@ POSTGRES_TRIGGER = (
 async def upgrade(conn) -> None:
     """Replace an earlier version's client_id index; add the seq trigger
     where it is missing; let chats outlive their creator; key every user;
-    say who ended a chat."""
+    say who ended a chat, and when."""
     await conn.exec_driver_sql(CLIENT_ID_INDEX)
     await conn.exec_driver_sql(OLD_CLIENT_ID_INDEX)
     await conn.exec_driver_sql(FILES_BY_SENDER_INDEX)
@@ -139,6 +139,9 @@ async def upgrade(conn) -> None:
     await drop_creator_foreign_key(conn)
     await add_token_keys(conn)
     await add_ended_by(conn)
+    await add_ended_at(conn)
+    await add_last_seen(conn)
+    await add_read_marks(conn)
 
 
 async def add_ended_by(conn) -> None:
@@ -146,6 +149,42 @@ async def add_ended_by(conn) -> None:
     columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("chats"))
     if not any(column["name"] == "ended_by" for column in columns):
         await conn.exec_driver_sql("ALTER TABLE chats ADD COLUMN ended_by VARCHAR(32)")
+
+
+CHATS_BY_CREATED_AT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS chats_by_created_at ON chats (created_at)"
+)
+CHATS_BY_ENDED_AT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS chats_by_ended_at"
+    " ON chats (ended_at) WHERE ended_at IS NOT NULL"
+)
+
+
+async def add_ended_at(conn) -> None:
+    """``chats.ended_at``, NULL for the chats already ended, and the indexes
+    a catch-up finds the chats started or ended lately by."""
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("chats"))
+    if not any(column["name"] == "ended_at" for column in columns):
+        await conn.exec_driver_sql("ALTER TABLE chats ADD COLUMN ended_at BIGINT")
+    await conn.exec_driver_sql(CHATS_BY_CREATED_AT_INDEX)
+    await conn.exec_driver_sql(CHATS_BY_ENDED_AT_INDEX)
+
+
+async def add_read_marks(conn) -> None:
+    """``members.read_seq`` (0: nothing read yet) and ``members.read_at``."""
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("members"))
+    if not any(column["name"] == "read_seq" for column in columns):
+        await conn.exec_driver_sql(
+            "ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0"
+        )
+        await conn.exec_driver_sql("ALTER TABLE members ADD COLUMN read_at BIGINT")
+
+
+async def add_last_seen(conn) -> None:
+    """``users.last_seen``, NULL (never seen) for the users already there."""
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("users"))
+    if not any(column["name"] == "last_seen" for column in columns):
+        await conn.exec_driver_sql("ALTER TABLE users ADD COLUMN last_seen BIGINT")
 
 
 async def add_seq_trigger(conn) -> None:

@@ -67,7 +67,10 @@ class MessageStore:
                     update(chats)
                     .where(chats.c.id == chat_id, chats.c.active)
                     .values(
-                        active=False, last_seq=chats.c.last_seq + 1, ended_by=ended_by
+                        active=False,
+                        last_seq=chats.c.last_seq + 1,
+                        ended_by=ended_by,
+                        ended_at=now,
                     )
                     .returning(chats.c.last_seq)
                 )

@@ -37,6 +37,9 @@ users = Table(
     # token whose user was deleted (or deleted and registered again) matches
     # no row, so it is refused.
     Column("token_key", String(32), nullable=False),
+    # When the user's last /control connection closed; NULL while online or
+    # if never seen (services/presence.py writes it on each change).
+    Column("last_seen", BigInteger, nullable=True),
 )
 
 chats = Table(
@@ -52,9 +55,22 @@ chats = Table(
     # Who ended it: a node that missed the live ``terminate`` (its Redis was
     # down) sends it from here when it catches up.
     Column("ended_by", String(32), nullable=True),
+    # When it ended (ms; NULL while active, and for chats ended before the
+    # column came): with ``created_at``, what a catch-up finds changed.
+    Column("ended_at", BigInteger, nullable=True),
     # The last seq handed out: bumping it in the message's own transaction is
     # what keeps seq gapless and unique under concurrent writers on every node.
     Column("last_seq", Integer, nullable=False, default=0),
+)
+
+# The chats started or ended lately, for a catch-up (``ChatStore.changed``).
+Index("chats_by_created_at", chats.c.created_at)
+HAS_ENDED = chats.c.ended_at.isnot(None)
+Index(
+    "chats_by_ended_at",
+    chats.c.ended_at,
+    sqlite_where=HAS_ENDED,
+    postgresql_where=HAS_ENDED,
 )
 
 members = Table(
@@ -62,6 +78,10 @@ members = Table(
     metadata,
     Column("chat_id", String(36), ForeignKey("chats.id"), primary_key=True),
     Column("username", String(32), ForeignKey("users.username"), primary_key=True),
+    # How far the member has read (a seq; 0: nothing), and when it last moved
+    # (what a node re-sends after a Redis outage).
+    Column("read_seq", Integer, nullable=False, default=0, server_default="0"),
+    Column("read_at", BigInteger, nullable=True),
     Index("members_by_user", "username", "chat_id"),
 )
 

@@ -1,8 +1,8 @@
-"""Users and the server-wide settings row."""
+"""Users, when they were last seen, and the server-wide settings row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -100,6 +100,52 @@ class UserStore:
         async with self.engine.connect() as conn:
             known = set((await conn.execute(query)).scalars())
         return [name for name in names if name not in known]
+
+    async def set_last_seen(self, username: str, last_seen: int | None) -> None:
+        """Record when the user went offline (None: they are online)."""
+        users = tables.users
+        query = (
+            update(users)
+            .where(users.c.username == username)
+            .values(last_seen=last_seen)
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(query)
+
+    async def last_seen(self, names: Collection[str]) -> dict[str, int | None]:
+        """The named users that exist: name -> last_seen."""
+        users = tables.users
+        query = select(users.c.username, users.c.last_seen).where(
+            users.c.username.in_(list(names))
+        )
+        async with self.engine.connect() as conn:
+            return {name: seen for name, seen in await conn.execute(query)}
+
+    async def co_members(
+        self, username: str, among: Collection[str] | None = None
+    ) -> dict[str, int | None]:
+        """The users sharing an active chat with ``username`` (not themself),
+        those of ``among`` only if given: name -> last_seen."""
+        mine, theirs = tables.members.alias("mine"), tables.members.alias("theirs")
+        chats, users = tables.chats, tables.users
+        query = (
+            select(users.c.username, users.c.last_seen)
+            .select_from(
+                mine.join(chats, chats.c.id == mine.c.chat_id)
+                .join(theirs, theirs.c.chat_id == mine.c.chat_id)
+                .join(users, users.c.username == theirs.c.username)
+            )
+            .where(
+                mine.c.username == username,
+                chats.c.active,
+                theirs.c.username != username,
+            )
+            .distinct()
+        )
+        if among is not None:
+            query = query.where(theirs.c.username.in_(list(among)))
+        async with self.engine.connect() as conn:
+            return {name: seen for name, seen in await conn.execute(query)}
 
     async def setting(self, key: str, default: str) -> str:
         """Read a server-wide setting, storing ``default`` if it has none yet.

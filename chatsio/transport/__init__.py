@@ -13,6 +13,9 @@ from chatsio.transport.cluster import BusEmitter, ClusterFanout
 from chatsio.transport.engine import abort_websocket
 from chatsio.transport.fanout import DirectFanout
 from chatsio.transport.ledger import DeliveryLedger
+from chatsio.transport.presence import RedisDirectory
+from chatsio.transport.presence_catchup import PresenceCatchUp
+from chatsio.transport.read_catchup import ReadCatchUp
 from chatsio.transport.server import ChatsioPacket, ChatsioServer
 
 __all__ = [
@@ -25,6 +28,9 @@ __all__ = [
     "ClusterFanout",
     "DeliveryLedger",
     "DirectFanout",
+    "PresenceCatchUp",
+    "ReadCatchUp",
     "RedisBus",
+    "RedisDirectory",
     "abort_websocket",
 ]
