@@ -8,138 +8,36 @@ states go to test-artifacts/.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from conftest import IN_CI, PASSWORD, Harness
+from conftest import Harness
 from helpers import fast_user, store_messages
-from playwright.async_api import (
-    Browser,
-    ConsoleMessage,
-    Dialog,
-    Page,
-    async_playwright,
-    expect,
+from page_fixtures import (
+    DESKTOP,
+    PHONE,
+    WAIT,
+    Watch,
+    browser,
+    chat_of_two,
+    chromium,
+    expect_connected,
+    expect_once,
+    open_page,
+    say,
+    shot,
+    sign_in,
 )
+from playwright.async_api import Browser, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-WAIT = 10_000  # ms, for every auto-waiting expectation
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The page's first reconnection attempt comes 0.75-2.25 s after a disconnect
 # (static/js/socket.js); a restart quicker than that logs no refused connection.
 FIRST_RETRY = 0.75  # s
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+ABOUT_THE_DROP = 2.0  # s: static/js/banners.js, a global notice this soon before a drop
 XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; Playwright downloads no browser of its own here."""
-    if not CHROMIUM.exists():
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), args=ARGS
-        )
-        yield browser
-        await browser.close()
-
-
-class Watch:
-    """What must never happen on a page: console errors, page errors, dialogs."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.pages: list[Page] = []
-
-    def attach(self, name: str, page: Page) -> Page:
-        def console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                self.errors.append(f"{name} console: {message.text}")
-
-        async def dialog(dialog: Dialog) -> None:
-            self.dialogs.append(f"{name} {dialog.type}: {dialog.message}")
-            await dialog.dismiss()
-
-        page.on("console", console)
-        page.on("pageerror", lambda error: self.errors.append(f"{name}: {error}"))
-        page.on("dialog", dialog)
-        self.pages.append(page)
-        return page
-
-    async def close(self) -> None:
-        """Close the pages first: their sockets then close before the server."""
-        for page in self.pages:
-            await page.context.close()
-        self.pages.clear()
-
-    def assert_clean(self) -> None:
-        assert self.errors == []
-        assert self.dialogs == []
-
-
-async def open_page(browser: Browser, watch: Watch, name: str, viewport) -> Page:
-    context = await browser.new_context(viewport=viewport, accept_downloads=True)
-    return watch.attach(name, await context.new_page())
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / f"{name}.png")
-
-
-async def sign_in(page: Page, url: str, name: str, button: str) -> None:
-    await page.goto(url)
-    await page.get_by_label("Username").fill(name)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name=button, exact=True).click()
-    await expect_connected(page)
-    await expect(page.locator("#me-name")).to_have_text(name, timeout=WAIT)
-
-
-async def expect_connected(page: Page) -> None:
-    await expect(page.locator("#conn")).to_have_attribute(
-        "data-state", "connected", timeout=WAIT
-    )
-    await expect(page.locator("#conn")).to_have_text("Connected", timeout=WAIT)
-
-
-async def say(page: Page, text: str) -> None:
-    """Type a message and send it with Enter."""
-    await page.get_by_label("Message", exact=True).fill(text)
-    await page.get_by_label("Message", exact=True).press("Enter")
-
-
-async def expect_once(page: Page, text: str) -> None:
-    """The message ``text`` is shown, exactly once."""
-    message = page.locator("#messages .msg").filter(
-        has=page.get_by_text(text, exact=True)
-    )
-    await expect(message).to_have_count(1, timeout=WAIT)
+__all__ = ["browser", "chromium"]  # fixtures, used by name
 
 
 def sha256(data: bytes) -> str:
@@ -162,17 +60,21 @@ async def test_two_people_chat_through_the_page(
         await sign_in(alice, harness.url, "alice", "Sign up")
         await sign_in(bob, harness.url, "bob", "Sign up")
 
-        # An invitation from a REST call opens the chat on its own.
+        # An invitation from a REST call shows in the list, marked new.
         root = await fast_user(harness, "root", admin=True)
         status, planning = await harness.post(
             "/api/chats", {"members": ["alice"], "title": "Release planning"}, root
         )
         assert status == 201, planning
+        invited = alice.locator(f"[data-chat-id='{planning['id']}']")
+        await expect(invited.locator(".badge")).to_have_text("New", timeout=WAIT)
+        await invited.click()
         await expect(alice.locator("#conv-title")).to_have_text(
             "Release planning", timeout=WAIT
         )
+        await expect(invited.locator(".badge")).to_be_hidden(timeout=WAIT)
 
-        # alice starts a chat with bob by picking him; bob's page opens it.
+        # alice starts a chat with bob by picking him; bob opens it from his list.
         await alice.get_by_role("button", name="New chat").click()
         await alice.get_by_label("Add people").fill("bob")
         await alice.get_by_label("Add people").press("Enter")
@@ -182,6 +84,7 @@ async def test_two_people_chat_through_the_page(
         await shot(alice, "02-new-chat")
         await alice.get_by_role("button", name="Start chat").click()
         await expect(alice.locator("#conv-title")).to_have_text("bob", timeout=WAIT)
+        await bob.get_by_role("button", name="alice").click()
         await expect(bob.locator("#conv-title")).to_have_text("alice", timeout=WAIT)
 
         # A message in the other chat: an unread badge on alice's list.
@@ -262,10 +165,10 @@ async def test_two_people_chat_through_the_page(
         await shot(alice, "04-desktop-chat")
         await shot(bob, "05-phone-chat")
 
-        await alice.get_by_role("button", name="End chat").click()
+        await alice.get_by_role("button", name="End chat for everyone").click()
         await (
             alice.locator("#end-chat-dialog")
-            .get_by_role("button", name="End chat")
+            .get_by_role("button", name="End chat for everyone")
             .click()
         )
         for page in (alice, bob):
@@ -289,22 +192,28 @@ async def test_pages_catch_up_after_a_server_restart(
     watch = Watch()
     try:
         port = first.server.port
-        alice_token = await fast_user(first, "alice")
-        await fast_user(first, "bob")
+        alice_token, _, chat = await chat_of_two(first, "alice", "bob")
+        root = await fast_user(first, "root", admin=True)
         alice = await open_page(browser, watch, "alice", DESKTOP)
         bob = await open_page(browser, watch, "bob", PHONE)
         await sign_in(alice, first.url, "alice", "Log in")
         await sign_in(bob, first.url, "bob", "Log in")
-        status, chat = await first.post("/api/chats", {"members": ["bob"]}, alice_token)
-        assert status == 201, chat
         for page, title in ((alice, "bob"), (bob, "alice")):
+            await page.get_by_role("button", name=title).click()
             await expect(page.locator("#conv-title")).to_have_text(title, timeout=WAIT)
         # The token is kept for the tab: a reload stays signed in.
         await alice.reload()
         await expect_connected(alice)
-        await alice.get_by_role("button", name="bob").click()
         await say(alice, "before the restart")
         await expect_once(bob, "before the restart")
+        status, _ = await first.post(
+            "/api/notifications", {"text": "Maintenance tonight at 22:00"}, root
+        )
+        assert status == 202
+        banners = alice.locator(".banner")
+        await expect(banners).to_contain_text("Maintenance tonight", timeout=WAIT)
+        # A notice some time before a drop is not about the drop: it stays.
+        await asyncio.sleep(ABOUT_THE_DROP)
         stopping = time.monotonic()
     finally:
         await first.close()  # the restart begins; the pages stay open
@@ -312,6 +221,9 @@ async def test_pages_catch_up_after_a_server_restart(
 
     for page in (alice, bob):
         await expect(page.locator("#conn")).to_have_text("Reconnecting…", timeout=WAIT)
+        await expect(page.locator(".banner").last).to_contain_text(
+            "this server is restarting"
+        )
     await shot(bob, "07-phone-reconnecting")
     second = await Harness(config, port=port).start()
     try:
@@ -329,6 +241,10 @@ async def test_pages_catch_up_after_a_server_restart(
         await expect_once(alice, "after the restart")
         texts = await alice.locator("#messages .msg .text").all_text_contents()
         assert texts == ["before the restart", *gap, "after the restart"]
+        # Connected again: the restart's banner went, the earlier notice stays.
+        await expect(bob.locator(".banner")).to_have_count(1)
+        await expect(banners).to_have_count(1)
+        await expect(banners).to_contain_text("Maintenance tonight")
         await shot(alice, "08-desktop-after-restart")
         assert stopped_in < FIRST_RETRY, (
             f"stopping the server took {stopped_in:.1f} s, longer than the page "

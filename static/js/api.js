@@ -62,15 +62,20 @@ export function messagesBefore(chatId, before, limit = 50) {
   return request("GET", `${messagesPath(chatId)}?${query}`);
 }
 
-/** Fetch a file with the token and hand it to the browser as a download. */
-export async function downloadFile(file) {
+/** A stored file's bytes, fetched with the token. */
+async function fetchFile(file) {
   if (!file.url.startsWith("/api/files/")) throw new ApiError(400, { message: "not a file link" });
   const response = await send("GET", file.url);
   if (!response.ok) {
     const data = await response.json().catch(() => null);
     throw new ApiError(response.status, data?.error);
   }
-  const url = URL.createObjectURL(await response.blob());
+  return response.blob();
+}
+
+/** Fetch a file with the token and hand it to the browser as a download. */
+export async function downloadFile(file) {
+  const url = URL.createObjectURL(await fetchFile(file));
   const link = document.createElement("a");
   link.href = url;
   link.download = file.name;
@@ -80,4 +85,20 @@ export async function downloadFile(file) {
   link.remove();
   // The download has its own copy once it starts; free ours a little later.
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+const previews = new Map(); // file_id -> Promise of a blob: URL, kept while the page lives
+
+/**
+ * A blob: URL of an image file, for an <img>: an <img src> cannot send the
+ * token, so the page fetches the bytes itself (the policy allows blob: images).
+ * The blob takes the type the sender declared, for the browser to decode it as.
+ */
+export function previewUrl(file) {
+  if (!previews.has(file.file_id)) {
+    const url = fetchFile(file).then((blob) => URL.createObjectURL(new Blob([blob], { type: file.type })));
+    url.catch(() => previews.delete(file.file_id)); // failed: a later redraw tries again
+    previews.set(file.file_id, url);
+  }
+  return previews.get(file.file_id);
 }

@@ -1,14 +1,17 @@
 // The signed-in page: what the server says (welcome, invitations, messages,
-// typing, endings, notices) and what the user does, between the store and the
-// views.
+// typing, read marks, presence, endings, leavings, notices) and what the user
+// does, between the store and the views.
 
 import * as api from "./api.js";
 import { Banners } from "./banners.js";
+import { ConfirmDialog } from "./confirm.js";
 import { Conversation } from "./conversation.js";
 import { byId, setText } from "./dom.js";
 import { NewChatDialog } from "./newchat.js";
 import { Outbox } from "./outbox.js";
-import { ReadMarks } from "./session.js";
+import { Presences } from "./presence.js";
+import { ReadSender } from "./reads.js";
+import { rememberedOpen, rememberOpen } from "./session.js";
 import { Sidebar } from "./sidebar.js";
 import { Connection } from "./socket.js";
 import { Store } from "./store.js";
@@ -22,21 +25,28 @@ export class App {
     this.me = session.username;
     this.expired = expired;
     api.useToken(session.token);
-    this.store = new Store(this.me, new ReadMarks(this.me));
+    this.store = new Store(this.me);
+    this.presences = new Presences();
     this.banners = new Banners();
-    this.sidebar = new Sidebar(this.store, (id) => this.open(id, { focus: true }));
-    this.conversation = new Conversation(this.me, {
+    this.sidebar = new Sidebar(this.store, this.presences, (id) => this.open(id, { focus: true }));
+    this.endDialog = new ConfirmDialog("end-chat-dialog", () => this.end());
+    this.leaveDialog = new ConfirmDialog("leave-chat-dialog", () => this.leave());
+    this.conversation = new Conversation(this.me, this.presences, {
       send: (text) => this.outbox.send(this.openState(), text),
       sendFile: (file) => this.outbox.sendFile(this.openState(), file),
       typing: () => this.outbox.typing(this.openState()),
       loadOlder: () => this.loadOlder(),
-      end: () => this.confirmEnd(),
+      end: () => this.endDialog.open(),
+      leave: () => this.leaveDialog.open(),
       back: () => this.back(),
       download: (file, button) => this.download(file, button),
+      preview: (file) => api.previewUrl(file),
       retry: (clientId) => this.outbox.retry(this.openState(), clientId),
+      scrolled: () => this.markVisible() && this.render(),
       titleOf: (state) => this.store.titleOf(state),
     });
     this.newChat = new NewChatDialog((members, title) => this.start(members, title));
+    this.reads = new ReadSender((id, seq) => this.sendRead(id, seq));
     this.view = byId("app-view");
     this.loadingOlder = false;
     this.bindChrome();
@@ -46,12 +56,15 @@ export class App {
         welcome: (data) => this.welcome(data),
         invite: (data) => this.invite(data),
         terminate: (data) => this.ended(data.id, data.by),
+        left: (data) => this.leftBy(data),
+        presence: (presence) => this.presenceOf(presence),
         notice: (notice) => this.notice(notice),
         message: (message) => this.live(message),
         typing: (data) => this.typingFrom(data),
+        read: (data) => this.readBy(data),
         joined: (id, chat, messages) => this.joined(chat, messages),
         joinFailed: (id, error) => this.joinFailed(id, error),
-        state: (name) => showConnection(name),
+        state: (name) => this.connectionState(name),
         unauthorized: (message) => this.expired(message),
       },
       (id) => this.store.get(id)?.since ?? null,
@@ -59,6 +72,7 @@ export class App {
     this.outbox = new Outbox(this.connection, this.conversation, (state, added) =>
       this.deliver(state, added),
     );
+    this.restoring = rememberedOpen(); // the chat open before a reload, until it is back
     this.loadEndedChats();
   }
 
@@ -67,12 +81,6 @@ export class App {
     byId("me").hidden = false;
     this.view.hidden = false;
     byId("new-chat").addEventListener("click", () => this.newChat.open(this.store.knownUsers()));
-    const endDialog = byId("end-chat-dialog");
-    byId("end-chat-cancel").addEventListener("click", () => endDialog.close());
-    byId("end-chat-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.end(endDialog);
-    });
     document.addEventListener("visibilitychange", () => this.seen());
   }
 
@@ -82,7 +90,9 @@ export class App {
 
   // --- what the server says -------------------------------------------------
 
-  welcome({ chats }) {
+  welcome({ chats, presence, max_file_bytes: maxFileBytes }) {
+    this.outbox.maxFileBytes = maxFileBytes ?? null;
+    this.presences.update(presence);
     const active = new Set(chats.map((chat) => chat.id));
     for (const chat of chats) {
       this.store.upsert(chat);
@@ -93,18 +103,21 @@ export class App {
       if (state.active && !active.has(state.id)) this.ended(state.id, null);
     }
     this.render();
+    this.restoreOpen();
   }
 
-  invite({ chat }) {
-    this.store.upsert(chat);
+  /** A new chat shows in the list, marked new; the open chat and the focus stay where they are. */
+  invite({ chat, presence }) {
+    this.presences.update(presence);
+    this.store.upsert(chat).invited = true;
     this.connection.open(chat.id);
-    this.open(chat.id); // an invitation opens the chat on its own
+    this.render();
   }
 
+  /** The server's unread count comes with the chat; the messages it answered are in it. */
   joined(chat, messages) {
     const state = this.store.upsert(chat);
     const added = state.add(messages);
-    if (!state.loaded) this.store.adopt(state);
     state.loaded = true;
     this.deliver(state, added);
   }
@@ -119,7 +132,38 @@ export class App {
     if (!state) return;
     if (state.isGap(message)) this.connection.catchUp(state.id); // fetch what was skipped
     if (message.sender) this.stopTyping(state, message.sender);
-    this.deliver(state, state.add([message]));
+    const added = state.add([message]);
+    for (const one of added) this.store.countUnread(state, one);
+    this.deliver(state, added);
+  }
+
+  /** A read mark moved: another member's ("Seen by"), or this user's on another device. */
+  readBy({ id, user, seq }) {
+    const state = this.store.get(id);
+    if (!state) return;
+    const moved = user === this.me ? this.store.moveRead(state, seq) : this.store.moveMark(state, user, seq);
+    if (moved) this.render();
+  }
+
+  presenceOf(presence) {
+    this.presences.update([presence]);
+    this.render();
+  }
+
+  /** `left`: this user left (on this device or another), or another member did. */
+  leftBy({ id, user }) {
+    const state = this.store.get(id);
+    if (!state) return;
+    if (user !== this.me) {
+      this.store.dropMember(state, user);
+      this.render();
+      return;
+    }
+    if (this.conversation.openId === id) this.back();
+    this.connection.forget(id);
+    this.store.remove(id);
+    this.sidebar.forget(id);
+    this.render();
   }
 
   ended(id, by) {
@@ -158,13 +202,11 @@ export class App {
     if (this.conversation.openId === state.id) this.conversation.renderTyping();
   }
 
-  /** Show newly held messages, count them unread if the chat is not in view. */
+  /** Show newly held messages; those that come into view are read. */
   deliver(state, added) {
     if (!added.length) return;
-    if (this.viewing(state)) this.store.markRead(state);
-    else this.store.countUnread(state, added);
     if (this.conversation.openId === state.id) this.conversation.insert(added);
-    this.render();
+    this.seen();
   }
 
   // --- what the user does ---------------------------------------------------
@@ -172,6 +214,9 @@ export class App {
   open(id, { focus = false } = {}) {
     const state = this.store.get(id);
     if (!state) return;
+    this.restoring = null;
+    state.invited = false;
+    rememberOpen(id);
     this.view.dataset.pane = "chat"; // first: on a phone the pane must be shown to scroll it
     this.conversation.show(state);
     this.sidebar.setSelected(id);
@@ -182,6 +227,7 @@ export class App {
   }
 
   back() {
+    rememberOpen(null);
     this.conversation.hide();
     this.view.dataset.pane = "list";
     this.sidebar.setSelected(null);
@@ -195,6 +241,7 @@ export class App {
       return "The server did not answer. Try again.";
     }
     if (!ack.ok) return ack.error.fields?.members?.join("; ") ?? ack.error.message;
+    this.presences.update(ack.presence);
     this.store.upsert(ack.chat);
     this.connection.open(ack.chat.id);
     this.open(ack.chat.id, { focus: true });
@@ -217,24 +264,24 @@ export class App {
     if (this.conversation.olderInView()) this.loadOlder();
   }
 
-  confirmEnd() {
-    setText(byId("end-chat-error"), "");
-    byId("end-chat-dialog").showModal();
+  /** End the open chat for everyone; resolves to an error message, or null. */
+  async end() {
+    const state = this.openState();
+    if (!state) return null;
+    const ack = await answerOf(this.connection.terminate(state.id));
+    if (!ack.ok && ack.error.code !== "terminated") return ack.error.message;
+    this.ended(state.id, ack.ok ? this.me : null); // `terminate` from /control may be later
+    return null;
   }
 
-  async end(dialog) {
+  /** Leave the open chat for good; resolves to an error message, or null. */
+  async leave() {
     const state = this.openState();
-    if (!state) return dialog.close();
-    let ack;
-    try {
-      ack = await this.connection.terminate(state.id);
-    } catch {
-      ack = { ok: false, error: { message: "The server did not answer. Try again." } };
-    }
-    if (ack.ok || ack.error.code === "terminated") {
-      dialog.close();
-      this.ended(state.id, ack.ok ? this.me : null); // `terminate` from /control may be later
-    } else setText(byId("end-chat-error"), ack.error.message);
+    if (!state) return null;
+    const ack = await answerOf(this.connection.leave(state.id));
+    if (!ack.ok) return ack.error.message;
+    this.leftBy({ id: state.id, user: this.me }); // `left` from /control may be later
+    return null;
   }
 
   async download(file, button) {
@@ -259,11 +306,43 @@ export class App {
     return this.conversation.openId === state.id && document.visibilityState === "visible";
   }
 
-  /** The open chat is in view: clear its unread count. */
+  /** Redraw, after marking what the open chat shows as read. */
   seen() {
-    const state = this.openState();
-    if (state && this.viewing(state)) this.store.markRead(state);
+    this.markVisible();
     this.render();
+  }
+
+  /** The open chat's messages on screen are read: move the mark, tell the server (coalesced). */
+  markVisible() {
+    const state = this.openState();
+    if (!state || !this.viewing(state)) return false;
+    const seq = this.conversation.lastVisibleSeq();
+    if (seq === null || !this.store.moveRead(state, seq)) return false;
+    this.reads.mark(state.id, seq);
+    return true;
+  }
+
+  async sendRead(id, seq) {
+    let ack;
+    try {
+      ack = await this.connection.read(id, seq);
+    } catch {
+      return; // not answered: the next message seen sends a mark again
+    }
+    const state = this.store.get(id);
+    if (ack.ok && state && this.store.moveRead(state, ack.read_seq)) this.render();
+  }
+
+  /** After a reload: open the chat that was open, once it is known. */
+  restoreOpen() {
+    if (this.restoring && !this.conversation.openId && this.store.get(this.restoring)) this.open(this.restoring);
+  }
+
+  connectionState(name) {
+    byId("conn").dataset.state = name;
+    setText(byId("conn-text"), STATES[name] ?? name);
+    if (name === "reconnecting") this.banners.dropped();
+    if (name === "connected") this.banners.reconnected();
   }
 
   render() {
@@ -281,7 +360,6 @@ export class App {
           ? await api.messagesBefore(state.id, null, 50)
           : await api.messagesAfter(state.id, state.top);
       const added = state.add(messages);
-      if (!state.loaded) this.store.adopt(state);
       state.loaded = true;
       this.deliver(state, added);
     } catch (error) {
@@ -297,13 +375,18 @@ export class App {
         else this.store.upsert(chat);
       }
       this.render();
+      this.restoreOpen();
     } catch (error) {
       if (error.code === "unauthorized") this.expired(error.message);
     }
   }
 }
 
-function showConnection(name) {
-  byId("conn").dataset.state = name;
-  setText(byId("conn-text"), STATES[name] ?? name);
+/** An ack, or an error ack when the server did not answer. */
+async function answerOf(call) {
+  try {
+    return await call;
+  } catch {
+    return { ok: false, error: { code: "timeout", message: "The server did not answer. Try again." } };
+  }
 }

@@ -1,16 +1,22 @@
-// The open chat: its messages in seq order, pending sends, typing, the
-// composer (Enter sends), files by button or drag-and-drop, older history as
-// the user scrolls up, and the ended state.
+// The open chat: its members and their presence, its messages in seq order
+// with "Seen by", pending sends, typing, the composer (Enter sends), files by
+// button or drag-and-drop, older history as the user scrolls up, and the
+// ended state.
 
-import { byId, nameList, setText } from "./dom.js";
-import { messageItem, pendingItem, regroup } from "./messages.js";
+import { byId, el, nameList, setText } from "./dom.js";
+import { messageItem, pendingItem, regroup, seenLine } from "./messages.js";
 
 const NEAR_BOTTOM = 80; // px: closer than this to the end counts as "at the bottom"
 
 export class Conversation {
-  /** `actions`: send(text), sendFile(file), typing(), loadOlder(), end(), back(), download(file, button), retry(clientId) */
-  constructor(me, actions) {
+  /**
+   * `actions`: send(text), sendFile(file), typing(), loadOlder(), end(), leave(),
+   * back(), download(file, button), preview(file), retry(clientId), scrolled(),
+   * titleOf(state). `presences`: a Presences.
+   */
+  constructor(me, presences, actions) {
     this.me = me;
+    this.presences = presences;
     this.actions = actions;
     this.state = null;
     this.loadingOlder = false;
@@ -29,6 +35,8 @@ export class Conversation {
     this.fileInput = byId("file-input");
     this.dropZone = byId("drop-zone");
     this.endButton = byId("end-chat");
+    this.leaveButton = byId("leave-chat");
+    this.files = { download: actions.download, preview: actions.preview };
     this.bind();
   }
 
@@ -55,6 +63,8 @@ export class Conversation {
     });
     this.older.addEventListener("click", () => this.actions.loadOlder());
     this.endButton.addEventListener("click", () => this.actions.end());
+    this.leaveButton.addEventListener("click", () => this.actions.leave());
+    this.scroller.addEventListener("scroll", () => this.actions.scrolled(), { passive: true });
     byId("back").addEventListener("click", () => this.actions.back());
     // Scrolling up to the "Load older" button loads the page before.
     new IntersectionObserver(
@@ -139,15 +149,63 @@ export class Conversation {
     const state = this.state;
     if (!state) return;
     setText(this.title, this.actions.titleOf(state));
-    setText(this.members, nameList(state.chat.members.map((name) => (name === this.me ? "you" : name))));
+    this.renderMembers();
     const ended = !state.active;
-    this.endButton.hidden = ended;
+    this.endButton.hidden = ended; // an ended chat can still be left: it drops off the list
     this.endedNote.hidden = !ended;
     setText(this.endedNote, ended ? `This chat has ended${state.endedBy ? ` (ended by ${state.endedBy})` : ""}. Its history stays readable.` : "");
     this.composer.hidden = ended;
     this.root.classList.toggle("ended", ended);
     this.older.hidden = !state.hasOlder;
     this.renderTyping();
+    this.renderSeen();
+  }
+
+  /** "you, bob (online) and carol (last seen 14:05)", each other member with a presence dot. */
+  renderMembers() {
+    const others = this.state.chat.members.filter((name) => name !== this.me);
+    const parts = [el("span", {}, "you"), ...others.map((name) => this.member(name))];
+    // Strings become text nodes in replaceChildren.
+    this.members.replaceChildren(
+      ...parts.flatMap((part, index) => (index ? [index === parts.length - 1 ? " and " : ", ", part] : [part])),
+    );
+  }
+
+  member(name) {
+    const online = this.presences.online(name);
+    const status = this.presences.describe(name);
+    return el(
+      "span",
+      { class: "member", "data-user": name, "data-online": String(online) },
+      el("span", { class: `presence-dot${online ? " online" : ""}`, "aria-hidden": "true" }),
+      name,
+      status ? el("span", { class: "last-seen" }, ` (${status})`) : null,
+    );
+  }
+
+  /** "Seen by …" under the newest message each other member has read (not their own). */
+  renderSeen() {
+    for (const node of this.list.querySelectorAll(".seen")) node.remove();
+    const readers = new Map(); // <li> -> names
+    const items = [...this.list.querySelectorAll("li[data-seq]")];
+    for (const [name, mark] of Object.entries(this.state.reads)) {
+      if (name === this.me || !this.state.chat.members.includes(name)) continue;
+      const item = items.findLast((node) => Number(node.dataset.seq) <= mark && node.dataset.sender !== name);
+      if (item) readers.set(item, [...(readers.get(item) ?? []), name]);
+    }
+    for (const [item, names] of readers) item.append(seenLine(names.sort()));
+  }
+
+  /** The seq of the last message on screen in the scroller, or null. */
+  lastVisibleSeq() {
+    if (this.root.hidden) return null;
+    const bottom = this.scroller.getBoundingClientRect().bottom;
+    const items = this.list.querySelectorAll("li[data-seq]");
+    for (let index = items.length - 1; index >= 0; index -= 1) {
+      const box = items[index].getBoundingClientRect();
+      if (box.height && box.top < bottom) return Number(items[index].dataset.seq);
+    }
+    return null;
   }
 
   renderTyping() {
@@ -157,7 +215,7 @@ export class Conversation {
   }
 
   item(message) {
-    return messageItem(message, this.me, this.actions.download);
+    return messageItem(message, this.me, this.files);
   }
 
   /** Put newly added messages in place by seq, keeping the view steady. */

@@ -32,12 +32,16 @@ const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute:
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
 
-/** A <time> for an ISO timestamp: "14:05", or "Nov 25, 14:05" on another day. */
-export function timeElement(iso) {
+/** "14:05", or "Nov 25, 14:05" on another day. */
+export function shortTime(iso) {
   const date = new Date(iso);
   const today = new Date().toDateString() === date.toDateString();
-  const shown = today ? timeFormat.format(date) : `${dayFormat.format(date)}, ${timeFormat.format(date)}`;
-  return el("time", { dateTime: iso, title: fullFormat.format(date) }, shown);
+  return today ? timeFormat.format(date) : `${dayFormat.format(date)}, ${timeFormat.format(date)}`;
+}
+
+/** A <time> for an ISO timestamp, shown as shortTime() says. */
+export function timeElement(iso) {
+  return el("time", { dateTime: iso, title: fullFormat.format(new Date(iso)) }, shortTime(iso));
 }
 
 export function formatSize(bytes) {
@@ -50,6 +54,13 @@ export function formatSize(bytes) {
     unit += 1;
   }
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** A limit in bytes as an operator would set it: "5 MiB", "64 KiB", "1000 bytes". */
+export function formatLimit(bytes) {
+  if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
 }
 
 /** A short human list: "bob", "bob and carol", "bob, carol and 2 others". */

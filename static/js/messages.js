@@ -1,18 +1,22 @@
 // One message as a list item. Every string from the server goes in through
 // el(), that is as a text node.
 
-import { el, formatSize, timeElement } from "./dom.js";
+import { el, formatSize, nameList, timeElement } from "./dom.js";
 
 const GROUP_MS = 5 * 60 * 1000; // messages closer than this from one sender group up
 
-function fileCard(file, onDownload) {
+// Image types every browser decodes; others show as a card only.
+const PREVIEWED = /^image\/(png|jpeg|gif|webp|avif|bmp)$/;
+
+/** A file: name, size, a Download button, and a preview for an image. */
+function fileCard(file, files) {
   const button = el(
     "button",
     { type: "button", class: "btn btn-small", "aria-label": `Download ${file.name}` },
     "Download",
   );
-  button.addEventListener("click", () => onDownload(file, button));
-  return el(
+  button.addEventListener("click", () => files.download(file, button));
+  const card = el(
     "div",
     { class: "file" },
     el("span", { class: "file-icon", "aria-hidden": "true" }),
@@ -24,10 +28,18 @@ function fileCard(file, onDownload) {
     ),
     button,
   );
+  if (!PREVIEWED.test(file.type)) return card;
+  const image = el("img", { class: "preview", alt: file.name, hidden: true });
+  image.addEventListener("load", () => (image.hidden = false));
+  files.preview(file).then(
+    (url) => (image.src = url),
+    () => image.remove(), // no preview; the card still downloads it
+  );
+  return el("div", { class: "file-with-preview" }, image, card);
 }
 
-/** An <li> for a stored Message. */
-export function messageItem(message, me, onDownload) {
+/** An <li> for a stored Message; `files`: download(file, button), preview(file) -> Promise of a URL. */
+export function messageItem(message, me, files) {
   const own = message.sender !== null && message.sender === me;
   const system = message.sender === null || message.kind === "notification";
   const item = el("li", {
@@ -42,7 +54,7 @@ export function messageItem(message, me, onDownload) {
   }
   const body =
     message.kind === "file" && message.file
-      ? fileCard(message.file, onDownload)
+      ? fileCard(message.file, files)
       : el("p", { class: "text" }, message.text);
   item.append(
     el(
@@ -85,4 +97,9 @@ export function regroup(item) {
     item.dataset.sender !== "" &&
     Number(item.dataset.ts) - Number(previous.dataset.ts) < GROUP_MS;
   item.classList.toggle("msg-cont", Boolean(follows));
+}
+
+/** "Seen by bob and carol", put under the last message they have read. */
+export function seenLine(names) {
+  return el("p", { class: "seen" }, `Seen by ${nameList(names)}`);
 }

@@ -1,6 +1,9 @@
 // Sending. A message shows at once as pending and is settled by its ack; its
 // client_id makes a retry safe (the server stores it once). Files go the same
-// way; the typing signal is throttled.
+// way (one over the server's limit is not sent at all); the typing signal is
+// throttled.
+
+import { formatLimit } from "./dom.js";
 
 const TYPING_EVERY_MS = 2000; // send `typing` at most this often
 
@@ -11,6 +14,7 @@ export class Outbox {
     this.conversation = conversation;
     this.delivered = delivered;
     this.lastTyping = 0;
+    this.maxFileBytes = null; // the server's file limit, from `welcome`
   }
 
   send(state, text) {
@@ -52,6 +56,10 @@ export class Outbox {
 
   async sendFile(state, file) {
     if (!state.active) return;
+    if (this.maxFileBytes !== null && file.size > this.maxFileBytes) {
+      this.conversation.error(`${file.name} not sent: the file is over the ${formatLimit(this.maxFileBytes)} limit`);
+      return;
+    }
     const clientId = newClientId();
     state.pending.set(clientId, { file, failed: false });
     this.redraw(state);

@@ -1,7 +1,8 @@
-// What the browser keeps: the token for this tab (sessionStorage), and how far
-// the user has read each chat (localStorage, per user).
+// What the browser keeps for this tab (sessionStorage): the token, and which
+// chat is open, so a reload comes back to it.
 
 const SESSION_KEY = "chatsio.session";
+const OPEN_KEY = "chatsio.open";
 
 /** The stored {token, username, expires_at}, unless missing or expired. */
 export function loadSession() {
@@ -20,31 +21,16 @@ export function saveSession(session) {
 
 export function clearSession() {
   sessionStorage.removeItem(SESSION_KEY);
+  sessionStorage.removeItem(OPEN_KEY);
 }
 
-/** Read marks: chat id -> the last seq the user has seen. */
-export class ReadMarks {
-  constructor(username) {
-    this.key = `chatsio.read.${username}`;
-    try {
-      this.marks = JSON.parse(localStorage.getItem(this.key)) ?? {};
-    } catch {
-      this.marks = {};
-    }
-  }
+/** Remember the open chat's id (null: none is open). */
+export function rememberOpen(id) {
+  if (id) sessionStorage.setItem(OPEN_KEY, id);
+  else sessionStorage.removeItem(OPEN_KEY);
+}
 
-  get(chatId) {
-    return this.marks[chatId];
-  }
-
-  set(chatId, seq) {
-    const current = this.marks[chatId];
-    if (current !== undefined && current >= seq) return;
-    this.marks[chatId] = seq;
-    try {
-      localStorage.setItem(this.key, JSON.stringify(this.marks));
-    } catch {
-      // Storage full or disabled: unread counts just start over next time.
-    }
-  }
+/** The chat that was open before a reload, or null. */
+export function rememberedOpen() {
+  return sessionStorage.getItem(OPEN_KEY);
 }

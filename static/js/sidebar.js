@@ -1,11 +1,13 @@
-// The list of the user's chats: title, last message, unread badge, ended mark.
+// The list of the user's chats: title, last message, unread badge ("New" for
+// an invitation not opened yet), ended mark, and a dot when someone in it is online.
 
 import { byId, el, setText } from "./dom.js";
 
 export class Sidebar {
   /** `select(id)` opens a chat. */
-  constructor(store, select) {
+  constructor(store, presences, select) {
     this.store = store;
+    this.presences = presences;
     this.select = select;
     this.list = byId("chat-list");
     this.empty = byId("chat-list-empty");
@@ -53,13 +55,22 @@ export class Sidebar {
     setText(entry.button.firstElementChild, initials(title));
     setText(entry.preview, preview(state, this.store.me));
     entry.ended.hidden = state.active;
-    entry.badge.hidden = state.unread === 0;
-    setText(entry.badge, state.unread > 99 ? "99+" : String(state.unread));
-    const unread = state.unread ? `, ${state.unread} unread` : "";
+    const fresh = state.invited && !state.unread;
+    entry.badge.hidden = !state.unread && !fresh;
+    setText(entry.badge, fresh ? "New" : state.unread > 99 ? "99+" : String(state.unread));
+    const unread = state.unread ? `, ${state.unread} unread` : fresh ? ", new" : "";
     entry.button.setAttribute("aria-label", `${title}${state.active ? "" : ", ended"}${unread}`);
+    const online = state.active && state.chat.members.some((name) => name !== this.store.me && this.presences.online(name));
+    entry.button.classList.toggle("partner-online", online);
     if (state.id === this.selected) entry.button.setAttribute("aria-current", "true");
     else entry.button.removeAttribute("aria-current");
     entry.item.classList.toggle("ended", !state.active);
+  }
+
+  /** The user left a chat: its entry goes. */
+  forget(id) {
+    this.items.get(id)?.item.remove();
+    this.items.delete(id);
   }
 
   setSelected(id) {

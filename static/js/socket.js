@@ -9,9 +9,10 @@ const SINCE_MAX = 1000; // join answers at most this many messages after `since`
 
 export class Connection {
   /**
-   * `handlers`: welcome, invite, terminate, notice (from /control); message,
-   * typing (from /chat); joined(id, chat, messages), joinFailed(id, error),
-   * state(name), unauthorized(message).
+   * `handlers`: welcome, invite, terminate, left, presence, notice (from
+   * /control); message, typing (from /chat); read (from either: the room's
+   * marks, and this user's own from their other devices); joined(id, chat,
+   * messages), joinFailed(id, error), state(name), unauthorized(message).
    * `sinceOf(id)`: the last seq held for a chat (everything up to it is held),
    * or null when nothing is.
    */
@@ -34,9 +35,13 @@ export class Connection {
     this.control.on("welcome", (data) => handlers.welcome(data));
     this.control.on("invite", (data) => handlers.invite(data));
     this.control.on("terminate", (data) => handlers.terminate(data));
+    this.control.on("left", (data) => handlers.left(data));
+    this.control.on("presence", (data) => handlers.presence(data));
     this.control.on("notify", (data) => handlers.notice(data));
+    this.control.on("read", (data) => handlers.read(data));
     this.chat.on("notify", (message) => handlers.message(message));
     this.chat.on("typing", (data) => handlers.typing(data));
+    this.chat.on("read", (data) => handlers.read(data));
     this.chat.on("connect", () => {
       for (const id of this.rooms) this.join(id);
     });
@@ -139,6 +144,16 @@ export class Connection {
 
   terminate(id) {
     return this.call(this.control, "terminate", { id });
+  }
+
+  /** Leave a chat for good (the /control `leave`, not the room's). */
+  leave(id) {
+    return this.call(this.control, "leave", { id });
+  }
+
+  /** Move this user's read mark in a chat to `seq`. */
+  read(id, seq) {
+    return this.call(this.chat, "read", { id, seq });
   }
 
   send(id, text, clientId) {

@@ -1,6 +1,7 @@
 // What the page holds about each chat: its messages keyed by seq (so a message
 // seen twice, live and in a catch-up, is kept once), how far that run of seq
-// reaches, unread counts and sends still waiting for their ack.
+// reaches, read marks and unread counts (the server's, kept up to date between
+// its answers) and sends still waiting for their ack.
 
 export class ChatState {
   constructor(chat) {
@@ -9,7 +10,10 @@ export class ChatState {
     this.top = null; // highest seq such that every seq from `bottom` up to it is held
     this.bottom = null; // lowest seq held
     this.loaded = false; // the first page of messages has arrived
+    this.readSeq = 0; // how far this user has read, on any device
     this.unread = 0;
+    this.reads = {}; // the other members' marks: username -> seq
+    this.invited = false; // arrived by an invitation and not opened yet
     this.endedBy = null;
     this.typing = new Map(); // user -> timer
     this.pending = new Map(); // client_id -> {text, failed}
@@ -74,9 +78,8 @@ export class ChatState {
 }
 
 export class Store {
-  constructor(me, readMarks) {
+  constructor(me) {
     this.me = me;
-    this.readMarks = readMarks;
     this.chats = new Map();
   }
 
@@ -84,7 +87,7 @@ export class Store {
     return this.chats.get(id);
   }
 
-  /** Add or refresh a chat; returns its state. */
+  /** Add or refresh a chat (and its read state, when the server sent it); returns its state. */
   upsert(chat) {
     let state = this.chats.get(chat.id);
     if (state) state.chat = { ...state.chat, ...chat };
@@ -92,7 +95,20 @@ export class Store {
       state = new ChatState(chat);
       this.chats.set(chat.id, state);
     }
+    for (const [user, seq] of Object.entries(chat.reads ?? {})) {
+      if (user !== this.me) this.moveMark(state, user, seq);
+    }
+    // A mark of ours the server has not heard yet keeps the count made here.
+    if (typeof chat.read_seq === "number" && chat.read_seq >= state.readSeq) {
+      state.readSeq = chat.read_seq;
+      if (typeof chat.unread === "number") state.unread = chat.unread;
+    }
     return state;
+  }
+
+  /** The user left the chat for good. */
+  remove(id) {
+    this.chats.delete(id);
   }
 
   /** Active chats first, then by latest activity. */
@@ -113,20 +129,34 @@ export class Store {
     return [...names].sort();
   }
 
-  /** The first page of a chat arrived: if this browser never saw it, it is all read. */
-  adopt(state) {
-    if (this.readMarks.get(state.id) === undefined) this.readMarks.set(state.id, state.top ?? 0);
+  /** A message arrived live: one more unread, unless it is ours or already read. */
+  countUnread(state, message) {
+    if (message.sender !== this.me && message.seq > state.readSeq) state.unread += 1;
   }
 
-  /** Count what arrived that the user has not seen (not their own messages). */
-  countUnread(state, added) {
-    const mark = this.readMarks.get(state.id) ?? 0;
-    state.unread += added.filter((m) => m.seq > mark && m.sender !== this.me).length;
+  /** This user's mark moved to `seq` (here or on another device); false if it did not move. */
+  moveRead(state, seq) {
+    if (seq <= state.readSeq) return false;
+    const unreadHeld = (after, upTo = Infinity) =>
+      [...state.messages.values()].filter((m) => m.sender !== this.me && m.seq > after && m.seq <= upTo).length;
+    // Everything after the mark is held: count it. Otherwise take off what was read.
+    if (state.bottom !== null && state.bottom <= seq + 1) state.unread = unreadHeld(seq);
+    else state.unread = Math.max(0, state.unread - unreadHeld(state.readSeq, seq));
+    state.readSeq = seq;
+    return true;
   }
 
-  markRead(state) {
-    state.unread = 0;
-    if (state.top !== null) this.readMarks.set(state.id, state.top);
+  /** Another member's mark moved (forward only); false if it did not move. */
+  moveMark(state, user, seq) {
+    if ((state.reads[user] ?? 0) >= seq) return false;
+    state.reads[user] = seq;
+    return true;
+  }
+
+  /** Another member left the chat. */
+  dropMember(state, user) {
+    state.chat = { ...state.chat, members: state.chat.members.filter((name) => name !== user) };
+    delete state.reads[user];
   }
 
   /** A chat's display title: its title, or the other members' names. */
