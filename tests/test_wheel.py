@@ -21,8 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import IN_CI
-from playwright.async_api import Browser, async_playwright, expect
-from test_page import (
+from page_fixtures import (
     ARGS,
     CHROMIUM,
     DESKTOP,
@@ -34,6 +33,7 @@ from test_page import (
     say,
     sign_in,
 )
+from playwright.async_api import Browser, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
@@ -228,6 +228,9 @@ async def converse(browser: Browser, url: str) -> None:
         await alice.get_by_label("Add people").fill("bob")
         await alice.get_by_label("Add people").press("Enter")
         await alice.get_by_role("button", name="Start chat").click()
+        await expect(alice.locator("#conv-title")).to_have_text("bob", timeout=WAIT)
+        # An invitation shows in the list; it never opens the chat by itself.
+        await bob.get_by_role("button", name="alice").click()
         await expect(bob.locator("#conv-title")).to_have_text("alice", timeout=WAIT)
         await say(alice, "Hello from an installed wheel")
         await expect_once(bob, "Hello from an installed wheel")
