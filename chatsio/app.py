@@ -190,8 +190,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         presence_catch_up = PresenceCatchUp(cluster, services.presence)
 
-        def bus_recovered() -> None:  # what crossed meanwhile may be lost
-            catch_up.schedule()
+        def bus_recovered(since: int) -> None:  # what crossed since may be lost
+            catch_up.schedule(since)
             presence_catch_up.schedule()
 
         await cluster.chatsio_start(bus_recovered, within=2.0)

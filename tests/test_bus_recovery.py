@@ -15,12 +15,20 @@ import time
 import pytest
 import test_cluster
 import test_faults
-from cluster import RedisServer, device, register, wait_until
+from cluster import RedisServer, TcpProxy, device, register, wait_until
 from conftest import TIMEOUT
 from test_cluster import call_ok
 
-from chatsio.protocol import CHAT, CONTROL, NOTIFY, TERMINATE, chat_room, user_room
-from chatsio.transport import DeliveryLedger, ledger
+from chatsio.protocol import (
+    CHAT,
+    CONTROL,
+    NOTIFY,
+    TERMINATE,
+    chat_room,
+    now_ms,
+    user_room,
+)
+from chatsio.transport import ClusterFanout, DeliveryLedger, RedisBus, cluster, ledger
 
 # The fixtures of the fault tests: a private Redis (thawed at the end), the
 # two nodes on it, the peers closed at the end.
@@ -164,6 +172,50 @@ async def test_a_quiet_chat_catches_up_after_a_70s_redis_outage(
 ):
     room = await QuietChats(nodes, peers).open()
     await check_recovery(room, lambda s: killed(redis_server, s), 70)
+
+
+async def test_a_node_whose_publishing_failed_dates_the_others_catch_up(
+    redis_server,
+):
+    """Only a's publishing fails (its connection to Redis cut, b's fine):
+    when it works again, b is asked to catch up from when a's first failed,
+    not from any later failure of the same outage."""
+    proxy = await TcpProxy("127.0.0.1", redis_server.port).start()
+    a = ClusterFanout(RedisBus(f"redis://127.0.0.1:{proxy.port}/0"))  # write-only
+    b = ClusterFanout(RedisBus(redis_server.url))
+    asked: asyncio.Queue[int] = asyncio.Queue()
+    try:
+        await b.chatsio_start(asked.put_nowait, within=TIMEOUT)
+        await proxy.cut()
+        before = now_ms()
+        a.chatsio_bus.publish({"method": "lost"})
+        await wait_until(lambda: "publish" in a.chatsio_bus.faults, within=TIMEOUT)
+        failed = now_ms()
+        a.chatsio_bus.publish({"method": "lost too"})
+        await wait_until(lambda: a.chatsio_bus.dropped == 2, within=TIMEOUT)
+        await proxy.restore()
+        since = await asyncio.wait_for(asked.get(), RECOVERY)
+        assert before <= since <= failed
+        assert asked.empty()  # b's own listening never failed
+    finally:
+        await a.chatsio_bus.aclose()
+        await b.chatsio_bus.aclose()
+        await proxy.close()
+
+
+async def test_an_undated_catch_up_hint_reaches_back_a_bounded_window(redis_server):
+    """A node of the previous version says no since: catch up UNDATED_WINDOW."""
+    b = ClusterFanout(RedisBus(redis_server.url))
+    asked: list[int] = []
+    try:
+        await b.chatsio_start(asked.append, within=TIMEOUT)
+        before = now_ms()
+        await b.chatsio_receive({"host_id": "old", "method": cluster.CATCH_UP})
+        after = now_ms()
+    finally:
+        await b.chatsio_bus.aclose()
+    [since] = asked
+    assert before - cluster.UNDATED_WINDOW <= since <= after - cluster.UNDATED_WINDOW
 
 
 def test_the_ledger_passes_each_seq_of_a_joined_room_once_in_any_order():

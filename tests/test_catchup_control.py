@@ -5,7 +5,8 @@ bob's one socket on node b is a /control one: he has joined no chat's room
 there, so the room catch-up has nothing of his to read. Chats started and
 ended while Redis was out reach him all the same within RECOVERY of Redis
 coming back: an ``invite`` as ``start`` sends it (the chat as he sees it, the
-others' presence) and a ``terminate``, once each.
+others' presence) and a ``terminate``, once each. A chat he was invited to
+live, well before the outage, is not invited again.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from test_cluster import call_ok
 from chatsio.protocol import CHAT, CONTROL
 from chatsio.storage import open_storage
 from chatsio.storage.records import ChatChange
+from chatsio.transport import catchup
 
 redis_server = test_faults.redis_server
 nodes, peers = test_cluster.nodes, test_cluster.peers
 
 OUTAGE = 10.0
+SHORT_OUTAGE = 3.0
 
 
 async def open_device(peers, node, token, namespaces=(CONTROL, CHAT)):
@@ -77,6 +80,36 @@ async def test_a_control_only_member_hears_of_chats_started_and_ended_meanwhile(
         await wait_until(lambda n=node: healthy(n), within=RECOVERY)
     assert await nothing_more(bob, CONTROL, "invite") == []
     assert await nothing_more(bob, CONTROL, "terminate") == []
+
+
+async def test_a_chat_invited_to_before_the_outage_is_not_invited_again(
+    nodes, peers, redis_server
+):
+    """The catch-up's window starts at the outage (less the margin), not at
+    the node's start: bob, invited live to ``known`` and not in its room,
+    gets only the invite of the chat started during the outage."""
+    a, b = nodes
+    alice = await open_device(peers, a, await register(a, "alice"))
+    bob = await open_device(peers, b, await register(b, "bob"), (CONTROL,))
+    known = (await call_ok(alice, CONTROL, "start", {"members": ["bob"]}))["chat"]
+    assert (await bob.next(CONTROL, "invite"))["chat"]["id"] == known["id"]
+    await asyncio.sleep(catchup.CLOCK_MARGIN / 1000 + 1)  # older than the window
+
+    await redis_server.stop(signal.SIGKILL)
+    await asyncio.sleep(0.5)  # the outage has begun
+    async with asyncio.timeout(TIMEOUT):
+        started = await call_ok(alice, CONTROL, "start", {"members": ["bob"]})
+    await asyncio.sleep(SHORT_OUTAGE)
+    await redis_server.start()
+
+    invited = []
+    async with asyncio.timeout(RECOVERY):
+        while started["chat"]["id"] not in invited:
+            invited.append((await bob.next(CONTROL, "invite"))["chat"]["id"])
+    for node in nodes:  # a's publishing back too: b caught up at its hint too
+        await wait_until(lambda n=node: healthy(n), within=RECOVERY)
+    invited += [i["chat"]["id"] for i in await nothing_more(bob, CONTROL, "invite")]
+    assert invited == [started["chat"]["id"]]
 
 
 async def test_the_store_finds_the_chats_started_or_ended_since_a_time(

@@ -27,9 +27,10 @@ pub/sub ignores that number, so deployments sharing one Redis would otherwise
 hear each other; the room channels are named after it.
 
 Each failure is logged once when it starts and once when it clears, when
-``on_recovery`` is told too; ``probe`` tells the health check. A ``rediss://``
-server whose certificate fails verification is one line for both paths,
-naming the setting that accepts it.
+``on_recovery`` is told too, with the time (ms) the path first failed: what
+was lost went out from then on (see ``catchup``); ``probe`` tells the health
+check. A ``rediss://`` server whose certificate fails verification is one
+line for both paths, naming the setting that accepts it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from chatsio.config import SETTINGS_BY_FIELD
+from chatsio.protocol import now_ms
 from chatsio.transport import fastjson
 from chatsio.transport.channels import RoomChannels, room_channel
 from chatsio.transport.redis_clients import RedisTarget
@@ -76,8 +78,9 @@ class RedisBus:
     """Publishes this node's messages and hands other nodes' to a receiver.
 
     Write-only (``chatsio notify``) until ``start`` gives it a receiver.
-    ``on_recovery(path)`` is called when ``"publish"`` or ``"listen"`` works
-    again after failing: what was said meanwhile never crossed.
+    ``on_recovery(path, since)`` is called when ``"publish"`` or ``"listen"``
+    works again after failing since ``since`` (ms): what was said meanwhile
+    never crossed.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class RedisBus:
         self.own_prefix = fastjson.dumps({"host_id": self.host_id})[:-1].encode()
         self.rooms = RoomChannels()
         self.received = {"room": 0, "broadcast": 0}  # by the listener, ours too
-        self.on_recovery: Callable[[str], None] | None = None
+        self.on_recovery: Callable[[str, int], None] | None = None
         self.certificate_reported = False
         self.outbox: asyncio.Queue[tuple[str | None, dict]] = asyncio.Queue(OUTBOX_MAX)
         self.publisher: asyncio.Task | None = None
@@ -102,6 +105,7 @@ class RedisBus:
         self.receiver: Receiver | None = None
         self.client = None
         self.faults: dict[str, str] = {}
+        self.failing_since: dict[str, int] = {}  # ms, by path in ``faults``
         self.listening = asyncio.Event()  # set while subscribed
         self.dropped = 0
 
@@ -111,6 +115,7 @@ class RedisBus:
         """Record that ``path`` (publish or listen) fails; log when it starts."""
         text = str(cause) or type(cause).__name__
         if path not in self.faults:
+            self.failing_since[path] = now_ms()
             self._report(path, cause, text)
         self.faults[path] = text
 
@@ -134,9 +139,10 @@ class RedisBus:
 
     def recovered(self, path: str) -> None:
         if self.faults.pop(path, None) is not None:
+            since = self.failing_since.pop(path)
             logger.warning("redis %s working again", path)
             if self.on_recovery is not None:
-                self.on_recovery(path)
+                self.on_recovery(path, since)
         if not self.faults:
             self.certificate_reported = False
 

@@ -2,7 +2,8 @@
 
 While Redis is down (or frozen) the bus drops what nodes publish: stock
 python-socketio loses it, and a member in a quiet chat only sees it on reload.
-When this node's bus works again (``ClusterFanout`` calls ``schedule``), one
+When this node's bus works again, or another node's publishing does
+(``ClusterFanout`` calls ``schedule`` with when that outage began), one
 catch-up runs (a ``Rerun``: asked again meanwhile, it runs once more after),
 in turn:
 
@@ -21,13 +22,16 @@ in turn:
   has not joined the chat's room: one that has knows the chat) and ended
   (ended here as above).
 
-The window is since the previous run (since the node started, for the
-first), less ``CLOCK_MARGIN`` for the clocks of the nodes that stamped the
-rows. Not "since the outage began": the outage that lost an event may have
-been another node's (its publishing failed while this node's bus was fine),
-which this node cannot date; every change after a run is found by the next
-one, so none is missed. The windows overlap by the margin: an invite a
-catch-up sent is not sent again, nor a ``terminate`` (the ledger's ``ended``).
+The window runs from when the outage began, less ``CLOCK_MARGIN``, to now.
+The bus dates its outages: for this node's listening, from when it first
+failed; for another node's publishing (which may fail while this node's bus
+is fine), that node's ``catch_up`` hint says when its own first failed (a
+hint of a node of the previous version says nothing: ``cluster.UNDATED_WINDOW``
+then). Recoveries asked for before a run starts make one run, from the
+earliest. One outage may give two windows (this node's listening recovers,
+then another node's hint comes): an invite a catch-up sent is not sent again
+while a window may still reach its chat, nor a ``terminate`` (the ledger's
+``ended``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from chatsio.protocol import (
     NOTIFY,
     TERMINATE,
     chat_room,
-    now_ms,
     user_room,
 )
 from chatsio.schemas import message_out
@@ -55,7 +58,9 @@ from chatsio.transport.rerun import Rerun
 
 logger = logging.getLogger(__name__)
 
-# Rows are stamped by the clock of the node that stored them.
+# Rows are stamped, and outages dated, by the clocks of different nodes, and a
+# bus notices an outage seconds after it began (a silent Redis:
+# ``bus.SILENCE_LIMIT``).
 CLOCK_MARGIN = 10_000  # ms
 USER_PREFIX = user_room("")
 
@@ -73,19 +78,24 @@ class CatchUp(Rerun):
         self.missed = missed
         self.reads = reads
         self.chats = chats
-        self.since = now_ms()  # where the next window starts, less the margin
+        self.pending_since: int | None = None  # ms: the next run's outage began
         # (chat id, user) a catch-up invited, to the chat's created_at: kept
         # while a window may still find the chat.
         self.invited: dict[tuple[str, str], int] = {}
 
+    def schedule(self, since: int) -> None:
+        """Catch up on an outage that began at ``since`` (ms); asked again
+        before the run starts, from the earliest outage asked for."""
+        if self.pending_since is None or since < self.pending_since:
+            self.pending_since = since
+        super().schedule()
+
     async def run(self) -> None:
-        started = now_ms()
-        since = self.since - CLOCK_MARGIN
+        since, self.pending_since = self.pending_since - CLOCK_MARGIN, None
         await self.rooms()
         users = self.hosted(CONTROL, USER_PREFIX)
         await self.reads.resend(since, self.hosted(CHAT, ROOM_PREFIX), users)
         await self.control_users(since, users)
-        self.since = started
 
     async def rooms(self) -> None:
         """Deliver what the chat rooms here missed; end the chats ended."""

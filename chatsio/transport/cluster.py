@@ -13,8 +13,9 @@ a seq passes the ``DeliveryLedger`` first, whichever way it came.
 What crosses: emits (without callbacks: acks stay on their node), room
 closes, ``leave_room`` naming a room of holders instead of a sid (``evict``;
 a stock node ignores it, as no socket has the sid None), and ``catch_up``
-hints. python-socketio's moves of one remote sid (``enter_room``,
-``leave_room``, ``disconnect``) chatsio never makes; they are ignored.
+hints (dated: ``since``, when the publishing node's outage began).
+python-socketio's moves of one remote sid (``enter_room``, ``leave_room``,
+``disconnect``) chatsio never makes; they are ignored.
 
 Where: what names a room goes to that room's channel, which only the nodes
 hosting it hear (an emit to several rooms goes to each, naming one); the
@@ -32,13 +33,19 @@ from collections.abc import Callable
 
 from socketio.packet import Packet
 
+from chatsio.protocol import now_ms
 from chatsio.transport.bus import RedisBus
 from chatsio.transport.fanout import DirectFanout
 from chatsio.transport.ledger import DeliveryLedger
 
-# Published by a node whose publishing works again: what it said meanwhile
-# was lost, so every node catches up from the database.
+# Published by a node whose publishing works again, with ``since``, when it
+# first failed: what it said from then on was lost, so every node catches up
+# from the database.
 CATCH_UP = "catch_up"
+# A hint without ``since`` (from a node of the version before dated hints,
+# during a rolling deploy) stands for an outage that began this long ago (ms):
+# longer than most outages, and still a bounded read.
+UNDATED_WINDOW = 600_000
 
 
 class ClusterFanout(DirectFanout):
@@ -49,12 +56,15 @@ class ClusterFanout(DirectFanout):
         super().__init__()
         self.chatsio_bus = bus
         self.chatsio_ledger = DeliveryLedger()
-        self._chatsio_catch_up: Callable[[], None] | None = None
+        self._chatsio_catch_up: Callable[[int], None] | None = None
         bus.on_recovery = self._chatsio_recovered
 
-    async def chatsio_start(self, catch_up: Callable[[], None], within: float) -> None:
-        """Listen to the other nodes; ``catch_up()`` runs whenever this node
-        may have missed what they said (see ``catchup.CatchUp``)."""
+    async def chatsio_start(
+        self, catch_up: Callable[[int], None], within: float
+    ) -> None:
+        """Listen to the other nodes; ``catch_up(since)`` runs whenever this
+        node may have missed what they said from ``since`` (ms) on (see
+        ``catchup.CatchUp``)."""
         self._chatsio_catch_up = catch_up
         await self.chatsio_bus.start(self.chatsio_receive, within)
 
@@ -136,15 +146,24 @@ class ClusterFanout(DirectFanout):
         elif method == "leave_room" and message.get("holders") is not None:
             await super().chatsio_evict(message["room"], message["holders"], namespace)
         elif method == CATCH_UP and self._chatsio_catch_up is not None:
-            self._chatsio_catch_up()
+            self._chatsio_catch_up(hinted_since(message))
 
-    def _chatsio_recovered(self, path: str) -> None:
-        """The bus works again: what this node published meanwhile is lost to
-        the others (tell them to catch up); what it heard, to this node."""
+    def _chatsio_recovered(self, path: str, since: int) -> None:
+        """The bus works again after failing from ``since`` (ms): what this
+        node published meanwhile is lost to the others (tell them to catch
+        up from then); what it would have heard, to this node."""
         if path == "publish":
-            self.chatsio_bus.publish({"method": CATCH_UP})
+            self.chatsio_bus.publish({"method": CATCH_UP, "since": since})
         elif self._chatsio_catch_up is not None:
-            self._chatsio_catch_up()
+            self._chatsio_catch_up(since)
+
+
+def hinted_since(message: dict) -> int:
+    """Where the outage of a ``catch_up`` hint began (ms)."""
+    since = message.get("since")
+    if isinstance(since, int) and not isinstance(since, bool):
+        return since
+    return now_ms() - UNDATED_WINDOW
 
 
 class BusEmitter:
