@@ -172,7 +172,21 @@ def test_the_rest_session_answers_every_route(server: str, tmp_path: Path):
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     statuses = [int(m[1]) for line in lines if (m := re.search(r" (\d{3})$", line))]
-    assert statuses == [201, 201, 200, 200, 200, 201, 200, 204, 204, 202, 200], lines
+    assert statuses == [
+        201,
+        201,
+        200,
+        200,
+        200,
+        201,
+        200,
+        200,
+        200,
+        204,
+        204,
+        202,
+        200,
+    ], lines
     assert 'chatsio_messages_stored_total{kind="message"} 1.0' in lines
     # Every route the server describes is in a comment of the block, but the
     # file download (the Python client's) and the page.
