@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 
 import pytest
@@ -28,7 +29,14 @@ from chatsio.protocol import (
     now_ms,
     user_room,
 )
-from chatsio.transport import ClusterFanout, DeliveryLedger, RedisBus, cluster, ledger
+from chatsio.transport import (
+    ClusterFanout,
+    DeliveryLedger,
+    RedisBus,
+    bus,
+    cluster,
+    ledger,
+)
 
 # The fixtures of the fault tests: a private Redis (thawed at the end), the
 # two nodes on it, the peers closed at the end.
@@ -260,3 +268,20 @@ def test_the_ledger_keeps_the_chats_closed_here_before_their_terminate(monkeypat
         kept.joined(chat_room(chat_id), 0)
         kept.closed_elsewhere(chat_room(chat_id))
     assert list(kept.unterminated) == ["b", "c", "d"]
+
+
+def test_a_fault_whose_exception_chain_loops_is_reported_and_returns():
+    """A Redis error whose ``__context__`` chain comes back on itself once
+    spun the node's event loop for ever in the TLS check of
+    ``RedisBus.fault``: the node served nothing more until killed (seen in
+    ``test_catchup_control``, 1 run in 3: py-spy showed the loop in
+    ``certificate_rejected``)."""
+    first, second = ConnectionError("refused"), OSError("reset")
+    first.__context__, second.__context__ = second, first
+    answers: list[bool] = []
+    checker = threading.Thread(
+        target=lambda: answers.append(bus.certificate_rejected(first)), daemon=True
+    )
+    checker.start()
+    checker.join(TIMEOUT)
+    assert answers == [False], "certificate_rejected is still walking the chain"

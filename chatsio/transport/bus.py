@@ -419,10 +419,13 @@ def default_channel(url: str) -> str:
 
 
 def certificate_rejected(cause: BaseException | str) -> bool:
-    """Whether ``cause`` is, or was raised from, a failed TLS verification."""
-    while isinstance(cause, BaseException):
+    """Whether ``cause`` is, or was raised from, a failed TLS verification.
+    Each exception is looked at once: a chain may loop back on itself."""
+    seen: set[int] = set()
+    while isinstance(cause, BaseException) and id(cause) not in seen:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return True
+        seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
 
