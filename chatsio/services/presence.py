@@ -311,9 +311,15 @@ class PresenceService:
 
     async def announce(self, user: str, online: bool, last_seen: int | None) -> None:
         """Store the change, then send one ``presence`` to the users sharing
-        an active chat with ``user``."""
-        last_seen = None if online else last_seen
-        await self.users.set_last_seen(user, last_seen)
+        an active chat with ``user``.
+
+        Only going offline is written: the stored ``last_seen`` is when the
+        user last left, shown only while the directory has them on no node,
+        so a connect (1,000 users at once, say) writes nothing."""
+        if online:
+            last_seen = None
+        else:
+            await self.users.set_last_seen(user, last_seen)
         watchers = await self.users.co_members(user)
         if watchers:
             await self.emitter.emit(
